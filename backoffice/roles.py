@@ -1,0 +1,81 @@
+"""The role hierarchy and the one function that answers "may this user do X".
+
+Admin > Developer > Account Manager > Customer Support > Viewer; each role includes those below.
+Roles are auth groups (created by a data migration); a superuser counts as Admin.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class Role(IntEnum):
+    NONE = 0
+    VIEWER = 1
+    SUPPORT = 2
+    ACCOUNT_MANAGER = 3
+    DEVELOPER = 4
+    ADMIN = 5
+
+
+GROUP_NAMES: dict[Role, str] = {
+    Role.VIEWER: "Viewer",
+    Role.SUPPORT: "Customer Support",
+    Role.ACCOUNT_MANAGER: "Account Manager",
+    Role.DEVELOPER: "Developer",
+    Role.ADMIN: "Admin",
+}
+ROLE_BY_GROUP = {name: role for role, name in GROUP_NAMES.items()}
+# API keys carry a role too (ApiKey.role values).
+ROLE_BY_KEY_ROLE = {
+    "viewer": Role.VIEWER,
+    "support": Role.SUPPORT,
+    "account_manager": Role.ACCOUNT_MANAGER,
+    "developer": Role.DEVELOPER,
+    "admin": Role.ADMIN,
+}
+
+# Capability -> the least role that has it. docs/roles.md shows this table to people.
+CAPABILITIES: dict[str, Role] = {
+    "billing.view": Role.VIEWER,
+    "runs.view": Role.VIEWER,
+    "workflows.view": Role.VIEWER,
+    # Support handles customers day to day: edit a customer, refund a charge.
+    "billing.support": Role.SUPPORT,
+    # Everything else that writes billing data.
+    "billing.manage": Role.ACCOUNT_MANAGER,
+    "workflows.manage": Role.ACCOUNT_MANAGER,
+    "runs.manage": Role.ACCOUNT_MANAGER,
+    "system_workflows.configure": Role.ACCOUNT_MANAGER,
+    "environments.manage": Role.DEVELOPER,
+    "api_keys.manage": Role.DEVELOPER,
+    "webhooks.manage": Role.DEVELOPER,
+    "custom_actions.configure": Role.DEVELOPER,
+    "users.manage": Role.ADMIN,
+}
+
+
+def role_of(user) -> Role:
+    if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
+        return Role.NONE
+    if user.is_superuser:
+        return Role.ADMIN
+    cached = getattr(user, "_billflow_role", None)
+    if cached is None:
+        names = user.groups.values_list("name", flat=True)
+        cached = max((ROLE_BY_GROUP.get(name, Role.NONE) for name in names), default=Role.NONE)
+        user._billflow_role = cached
+    return cached
+
+
+def role_has(role: Role, capability: str) -> bool:
+    try:
+        needed = CAPABILITIES[capability]
+    except KeyError:
+        raise ValueError(f"Unknown capability {capability!r}") from None
+    return role >= needed
+
+
+def can(user, capability: str) -> bool:
+    """May this user do `capability`? The single place role checks are decided."""
+    return role_has(role_of(user), capability)

@@ -1,0 +1,88 @@
+"""Environment variables, read once and checked: a bad value stops start-up naming the variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+env = environ.Env()
+
+
+def env_choice(name: str, choices: tuple[str, ...], default: str) -> str:
+    value = env.str(name, default=default).strip().lower()
+    if value not in choices:
+        raise ImproperlyConfigured(
+            f"Environment variable {name} must be one of {', '.join(choices)}; got {value!r}."
+        )
+    return value
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = env.str(name, default="").strip().lower()
+    if raw == "":
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"Environment variable {name} must be true or false; got {raw!r}.")
+
+
+def env_int(name: str, default: int, minimum: int = 0) -> int:
+    raw = env.str(name, default=str(default)).strip()
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"Environment variable {name} must be a whole number; got {raw!r}."
+        ) from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"Environment variable {name} must be at least {minimum}.")
+    return value
+
+
+def database_config(default_sqlite: Path) -> dict:
+    url = env.str("DATABASE_URL", default="").strip()
+    if not url:
+        config = {"ENGINE": "django.db.backends.sqlite3", "NAME": str(default_sqlite)}
+    else:
+        scheme = url.split("://", 1)[0] if "://" in url else ""
+        if scheme not in environ.Env.DB_SCHEMES:
+            raise ImproperlyConfigured(
+                "Environment variable DATABASE_URL must start with postgres:// or sqlite:///; "
+                f"got scheme {scheme!r}."
+            )
+        try:
+            config = environ.Env.db_url_config(url)
+        except Exception as exc:  # django-environ raises several types for a bad URL
+            raise ImproperlyConfigured(
+                f"Environment variable DATABASE_URL is invalid: {exc}"
+            ) from exc
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        # Two processes (web and worker) write to one file: wait on locks, take the write lock
+        # up front, and use WAL so readers do not block the writer (see shared/DJANGO_Q2.md).
+        config["OPTIONS"] = {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    return config
+
+
+def email_config() -> dict:
+    url = env.str("EMAIL_URL", default="").strip()
+    if not url:
+        return {"EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend"}
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if scheme not in environ.Env.EMAIL_SCHEMES:
+        raise ImproperlyConfigured(
+            f"Environment variable EMAIL_URL must use one of {', '.join(environ.Env.EMAIL_SCHEMES)}; "
+            f"got scheme {scheme!r}."
+        )
+    try:
+        return environ.Env.email_url_config(url)
+    except Exception as exc:
+        raise ImproperlyConfigured(f"Environment variable EMAIL_URL is invalid: {exc}") from exc
