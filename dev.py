@@ -22,7 +22,7 @@ STAMP = VENV / ".installed-pyproject"
 
 
 def ensure_venv() -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this file runs before any venv exists
         sys.exit("Billflow needs Python 3.11 or newer.")
     if not PYTHON.exists():
         print("Creating the virtual environment in .venv …", flush=True)

@@ -476,6 +476,9 @@ class IdempotencyRecord(models.Model):
             models.UniqueConstraint(fields=["environment", "key"], name="idempotency_unique_key")
         ]
 
+    def __str__(self) -> str:
+        return self.key
+
 
 class ApiKey(models.Model):
     """A secret API key for one environment. Only a hash is stored; the key is shown once."""

@@ -79,8 +79,8 @@ def email_config() -> dict:
     scheme = url.split("://", 1)[0] if "://" in url else ""
     if scheme not in environ.Env.EMAIL_SCHEMES:
         raise ImproperlyConfigured(
-            f"Environment variable EMAIL_URL must use one of {', '.join(environ.Env.EMAIL_SCHEMES)}; "
-            f"got scheme {scheme!r}."
+            "Environment variable EMAIL_URL must use one of "
+            f"{', '.join(environ.Env.EMAIL_SCHEMES)}; got scheme {scheme!r}."
         )
     try:
         return environ.Env.email_url_config(url)

@@ -156,6 +156,9 @@ class BranchPath(models.Model):
     class Meta:
         ordering = ["step", "position"]
 
+    def __str__(self) -> str:
+        return self.name
+
 
 class Condition(models.Model):
     """A node of a condition tree: a group (`all`/`any`) or a leaf (field, op, value).
@@ -189,6 +192,9 @@ class Condition(models.Model):
     class Meta:
         ordering = ["position", "id"]
 
+    def __str__(self) -> str:
+        return self.group or f"{self.field} {self.op}"
+
 
 class Run(models.Model):
     class Status(models.TextChoices):
@@ -218,7 +224,7 @@ class Run(models.Model):
     )
     # (workflow id, run id) pairs that caused this run, oldest first (recursion detection).
     cause_chain = models.JSONField(default=list, blank=True)
-    # Decisions taken: [{"step": id, "iteration": "", "branch": "Europe"}, {"step": id, "stopped": true}]
+    # Decisions taken, in order: [{"step": id, "iteration": "", "branch": "Europe"}, …]
     path = models.JSONField(default=list, blank=True)
     # {"type", "message", "step", "iteration", "retryable"} when failed.
     error = models.JSONField(null=True, blank=True)
