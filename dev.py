@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -51,42 +52,81 @@ def manage(*args: str) -> None:
     subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, check=True)
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
+    """SIGINT first (both shut down cleanly on it), then SIGTERM, then SIGKILL."""
+    for sig, grace in ((signal.SIGINT, 10), (signal.SIGTERM, 5)):
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(sig)
+        deadline = time.monotonic() + grace
+        for proc in procs:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _wait_until_serving(port: str, web: subprocess.Popen, timeout: float = 60.0) -> None:
+    """Print the URL only once it answers (system checks take a few seconds)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and web.poll() is None:
+        try:
+            with socket.create_connection(("127.0.0.1", int(port)), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.25)
+
+
 def start() -> int:
     ensure_venv()
     (ROOT / "var").mkdir(exist_ok=True)
     manage("migrate", "--no-input", "-v", "0")
+    # The cluster heartbeat cache (health) and the sweep, stall-alert and retention schedules.
+    manage("createcachetable")
+    manage("setup_schedules")
     manage("seed_demo")
     port = os.environ.get("PORT", "8000")
+    # Set before the children start, so they inherit working handlers even when this script was
+    # started with SIGINT ignored (as a background job of a script is); SIGTERM stops both too.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     web = subprocess.Popen(
         [PYTHON, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"], cwd=ROOT
     )
     worker = subprocess.Popen([PYTHON, "manage.py", "qcluster"], cwd=ROOT)
-    time.sleep(1.5)
-    print(
-        f"\nBillflow is running at http://127.0.0.1:{port}/admin/  (Ctrl-C stops web and worker)\n"
-        "Demo logins (password = user name + '-demo'):\n"
-        "  admin / admin-demo                 Admin\n"
-        "  developer / developer-demo         Developer\n"
-        "  manager / manager-demo             Account Manager\n"
-        "  support / support-demo             Customer Support\n"
-        "  viewer / viewer-demo               Viewer\n",
-        flush=True,
-    )
+    code = 0
     try:
+        _wait_until_serving(port, web)
+        print(
+            f"\nBillflow is running at http://127.0.0.1:{port}/admin/  "
+            "(Ctrl-C stops web and worker)\n"
+            "Demo logins (password = user name + '-demo'):\n"
+            "  admin / admin-demo                 Admin\n"
+            "  developer / developer-demo         Developer\n"
+            "  manager / manager-demo             Account Manager\n"
+            "  support / support-demo             Customer Support\n"
+            "  viewer / viewer-demo               Viewer\n",
+            flush=True,
+        )
         while web.poll() is None and worker.poll() is None:
             time.sleep(0.5)
+        # One of them ended on its own (a port in use, a crash): stop the other, report failure.
+        code = 1
+        print("The web server or the worker stopped; stopping the other.", file=sys.stderr)
     except KeyboardInterrupt:
-        pass
+        print("\nStopping web and worker …", flush=True)
     finally:
-        for proc in (web, worker):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-        for proc in (web, worker):
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-    return 0
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not orphan them
+        _stop([web, worker])
+    return code
 
 
 def test(extra: list[str]) -> int:

@@ -1,15 +1,20 @@
 from __future__ import annotations
 
-from backoffice.roles import role_of
+from backoffice.roles import GROUP_NAMES, role_of
 
 
 def environment(request) -> dict:
+    """The environment banner and switcher in the admin header, and the user's role."""
     if not getattr(request, "user", None) or not request.user.is_authenticated:
+        return {}
+    if not hasattr(request, "environment"):
         return {}
     from billing.models import Environment
 
+    role = role_of(request.user)
     return {
         "current_environment": request.environment,
         "environments": Environment.objects.all(),
-        "current_role": role_of(request.user),
+        "current_role": role,
+        "current_role_name": GROUP_NAMES.get(role, ""),
     }

@@ -8,9 +8,13 @@ SESSION_KEY = "billflow_environment"
 
 
 def live_environment() -> Environment:
-    env, _ = Environment.objects.get_or_create(
+    env, created = Environment.objects.get_or_create(
         slug="live", defaults={"name": "Live", "kind": Environment.Kind.LIVE}
     )
+    if created:  # every environment runs the system workflows (workflows/system.py)
+        from workflows.system import system_workflows_install
+
+        system_workflows_install(environment=env)
     return env
 
 
@@ -25,3 +29,13 @@ def environment_for_session(session) -> Environment:
 
 def switch_environment(session, env: Environment) -> None:
     session[SESSION_KEY] = env.slug
+
+
+def sandbox_create(*, name: str, slug: str) -> Environment:
+    """A new, empty sandbox. Its data starts empty: nothing is copied from live, but it gets
+    the system workflows (workflows/system.py), like every environment."""
+    from workflows.system import system_workflows_install
+
+    env = Environment.objects.create(name=name, slug=slug, kind=Environment.Kind.SANDBOX)
+    system_workflows_install(environment=env)
+    return env

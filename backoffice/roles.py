@@ -79,3 +79,62 @@ def role_has(role: Role, capability: str) -> bool:
 def can(user, capability: str) -> bool:
     """May this user do `capability`? The single place role checks are decided."""
     return role_has(role_of(user), capability)
+
+
+# --- Django model permissions per role group ---------------------------------------------------
+# The groups carry model permissions so that Django's own tools (and people reading the groups in
+# the admin) see the same table; admin checks still ask `can()` above. Each entry is
+# (app_label, models, actions); a role's permissions include those of the roles below it.
+# Changing this table needs a data migration that calls backoffice/0001's create_role_groups
+# again, so existing databases get the new permissions too.
+BILLING_OBJECT_MODELS = (
+    "account",
+    "customer",
+    "product",
+    "price",
+    "subscription",
+    "subscriptionitem",
+    "invoice",
+    "invoiceline",
+    "paymentintent",
+    "charge",
+    "refund",
+    "dispute",
+    "checkoutsession",
+)
+WORKFLOW_MODELS = ("workflow", "workflowversion", "step", "branchpath", "condition")
+RUN_MODELS = ("run", "steprun")
+
+PermissionSpec = tuple[str, tuple[str, ...], tuple[str, ...]]
+
+ROLE_PERMISSIONS: dict[Role, tuple[PermissionSpec, ...]] = {
+    Role.VIEWER: (
+        ("billing", BILLING_OBJECT_MODELS + ("event",), ("view",)),
+        ("workflows", WORKFLOW_MODELS + RUN_MODELS, ("view",)),
+    ),
+    Role.SUPPORT: (
+        ("billing", ("customer",), ("change",)),
+        ("billing", ("refund",), ("add",)),
+    ),
+    Role.ACCOUNT_MANAGER: (
+        ("billing", BILLING_OBJECT_MODELS, ("add", "change")),
+        ("workflows", WORKFLOW_MODELS, ("add", "change", "delete")),
+        ("workflows", RUN_MODELS, ("change",)),
+    ),
+    Role.DEVELOPER: (
+        ("billing", ("apikey",), ("view", "add", "change", "delete")),
+        ("billing", ("environment",), ("view", "add", "change")),
+    ),
+    Role.ADMIN: (("auth", ("user", "group"), ("view", "add", "change", "delete")),),
+}
+
+
+def role_permission_codenames(role: Role) -> set[tuple[str, str]]:
+    """(app_label, codename) pairs the group of `role` holds, its own and those of lower roles."""
+    pairs: set[tuple[str, str]] = set()
+    for lower, specs in ROLE_PERMISSIONS.items():
+        if lower > role:
+            continue
+        for app_label, models, actions in specs:
+            pairs.update((app_label, f"{action}_{model}") for model in models for action in actions)
+    return pairs

@@ -507,3 +507,16 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+
+class ProviderFault(models.Model):
+    """Makes the simulated provider fail its next N calls in one environment (retry tests).
+
+    A row, not a setting, so every process (web, workers) sees the same switch.
+    """
+
+    environment = models.OneToOneField(Environment, on_delete=models.CASCADE, related_name="+")
+    remaining_failures = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.environment}: {self.remaining_failures} failures pending"

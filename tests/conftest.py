@@ -13,6 +13,9 @@ from django.db import connection
 
 from tests import factories
 
+# Real local servers for e-mail and HTTP tests (fixtures: smtp_server, smtp_settings, http_server).
+pytest_plugins = ["tests.smtp", "tests.httpserver"]
+
 
 def pytest_report_header(config) -> str:
     return f"Billflow database: {os.environ.get('DATABASE_URL') or 'SQLite (embedded default)'}"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
+from django.db.models.fields.json import KeyTextTransform
 from django.utils import timezone
 
 from billing.models import Environment, Event
@@ -73,6 +74,7 @@ class WorkflowVersion(models.Model):
     workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="versions")
     number = models.PositiveIntegerField(null=True, blank=True)  # null while a draft
     name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
     trigger_type = models.CharField(max_length=10, choices=TriggerType.choices)
     trigger_event = models.CharField(max_length=80, blank=True, db_index=True)
     trigger_accounts = models.CharField(
@@ -252,6 +254,17 @@ class Run(models.Model):
             models.Index(fields=["environment", "status", "-created", "-id"]),
             models.Index(fields=["workflow", "-created", "-id"]),
             models.Index(fields=["status", "lease_expires_at"]),
+            # Inspector filters (workflows/selectors.py): each keeps keyset pages index-only.
+            models.Index(
+                fields=["workflow", "status", "-created", "-id"], name="run_wf_status_created"
+            ),
+            models.Index(
+                F("environment"),
+                KeyTextTransform("type", "trigger"),
+                F("created").desc(),
+                F("id").desc(),
+                name="run_env_event_type_created",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -304,3 +317,239 @@ class StepRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.run_id}/{self.step_id}/{self.iteration}"
+
+
+class Delivery(models.Model):
+    """One outgoing message (e-mail, HTTP call) per idempotency key, so it is sent once.
+
+    Actions with side effects outside the database claim their key here before sending and
+    mark it sent after; executing the same key again returns the stored output instead of
+    sending again (workflows/actions/delivery.py).
+    """
+
+    class Kind(models.TextChoices):
+        EMAIL = "email"
+        HTTP = "http"
+        SLACK = "slack"
+
+    class Status(models.TextChoices):
+        SENDING = "sending"
+        SENT = "sent"
+        FAILED = "failed"
+
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    idempotency_key = models.CharField(max_length=255)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.SENDING)
+    attempts = models.PositiveSmallIntegerField(default=1)
+    message_id = models.CharField(max_length=255, blank=True)
+    # What the action returned when it was sent; returned again on a repeat.
+    output = models.JSONField(null=True, blank=True)
+    error = models.CharField(max_length=1000, blank=True)
+    claimed_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "deliveries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "idempotency_key"], name="delivery_unique_kind_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.idempotency_key} ({self.status})"
+
+
+class RunAudit(models.Model):
+    """Who started, restarted or canceled a run, and when (shown on the run page)."""
+
+    class Action(models.TextChoices):
+        START = "start"
+        RESTART = "restart"
+        BULK_RESTART = "bulk_restart"
+        CANCEL = "cancel"
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="audits")
+    action = models.CharField(max_length=14, choices=Action.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    at = models.DateTimeField(default=timezone.now)
+    # Free text: the bulk restart's filter, a reason.
+    note = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["run", "at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} run {self.run_id}"
+
+
+class NotificationSubscription(models.Model):
+    """A team member who wants an e-mail when a run fails (one workflow, or all of them)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="+")
+    # Null: every workflow of the environment.
+    workflow = models.ForeignKey(
+        Workflow, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["environment", "user", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "environment", "workflow"],
+                condition=Q(workflow__isnull=False),
+                name="notification_sub_unique_workflow",
+            ),
+            models.UniqueConstraint(
+                fields=["user", "environment"],
+                condition=Q(workflow__isnull=True),
+                name="notification_sub_unique_all",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} -> {self.workflow_id or 'all'}"
+
+
+class FailureDigest(models.Model):
+    """One notification sent for a workflow in one time window (`bucket`).
+
+    The unique (workflow, bucket) is the race guard: whoever creates the row sends; everyone
+    else leaves their failures for the next window's digest.
+    """
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="+")
+    bucket = models.BigIntegerField()
+    created = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workflow", "bucket"], name="failure_digest_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"digest {self.workflow_id}/{self.bucket}"
+
+
+class FailureNotice(models.Model):
+    """Outbox row: written in the transaction that fails the run, claimed by one digest."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="+")
+    # A restarted run that fails again is a new failure (Run.restart_count at the time).
+    restart = models.PositiveIntegerField(default=0)
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="+")
+    created = models.DateTimeField(default=timezone.now)
+    digest = models.ForeignKey(
+        FailureDigest, null=True, blank=True, on_delete=models.SET_NULL, related_name="notices"
+    )
+
+    class Meta:
+        indexes = [models.Index(fields=["workflow", "digest"])]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "restart"], name="failure_notice_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"failure of run {self.run_id}"
+
+
+# --- system workflows (workflows/system.py) ----------------------------------------------------
+
+
+class SystemWorkflowSettings(models.Model):
+    """What an environment configured inside one system workflow: wording, recipients, steps.
+
+    The steps themselves are fixed in code; an empty subject or body means the default template.
+    """
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="+")
+    system_key = models.CharField(max_length=60)
+    # Step ids turned off; each is recorded as skipped (with the reason) when a run reaches it.
+    disabled_steps = models.JSONField(default=list, blank=True)
+    email_subject = models.CharField(max_length=200, blank=True)
+    email_body = models.TextField(blank=True)
+    # Usernames or e-mail addresses of back-office users (the `team.email` rule).
+    team_recipients = models.JSONField(default=list, blank=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "system workflow settings"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["environment", "system_key"], name="system_settings_unique_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.system_key} settings"
+
+
+class SystemStatistic(models.Model):
+    """One counted billing fact (a subscription started, a payment failed…).
+
+    Insert-only, one row per step idempotency key, so a step executed again counts nothing twice;
+    the statistics are sums over these rows.
+    """
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="+")
+    metric = models.CharField(max_length=60)
+    object_id = models.CharField(max_length=60, blank=True)
+    amount = models.BigIntegerField(default=0)
+    currency = models.CharField(max_length=3, blank=True)
+    idempotency_key = models.CharField(max_length=200, unique=True)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["environment", "metric", "created"])]
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.object_id}"
+
+
+class ProviderNotification(models.Model):
+    """What the payment provider was told (the simulator keeps it; an adapter would send it)."""
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="+")
+    topic = models.CharField(max_length=80)
+    object_id = models.CharField(max_length=60, blank=True)
+    payload = models.JSONField(default=dict, blank=True)
+    idempotency_key = models.CharField(max_length=200, unique=True)
+    created = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.topic} {self.object_id}"
+
+
+class PaymentRetry(models.Model):
+    """A due-date row: pay this invoice again at `due_at` (claimed by `payment_retries_run`)."""
+
+    class Status(models.TextChoices):
+        SCHEDULED = "scheduled"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        SKIPPED = "skipped"
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="+")
+    invoice_id = models.CharField(max_length=60)
+    attempt = models.PositiveSmallIntegerField()
+    due_at = models.DateTimeField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.SCHEDULED)
+    result = models.CharField(max_length=500, blank=True)
+    idempotency_key = models.CharField(max_length=200, unique=True)
+    created = models.DateTimeField(default=timezone.now)
+    attempted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "due_at"])]
+
+    def __str__(self) -> str:
+        return f"retry {self.invoice_id} #{self.attempt}"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import (
@@ -32,6 +35,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_htmx",
+    # Listed so /api/v1/docs serves Swagger UI from our own static files (the policy below
+    # allows no CDN); without it django-ninja renders a page that loads it from a CDN.
+    "ninja",
     "django_q",
     "backoffice",
     "billing",
@@ -41,10 +47,12 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "backoffice.security.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "backoffice.security.LoginThrottleMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -54,6 +62,10 @@ MIDDLEWARE = [
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
 
+_TEMPLATE_LOADERS = [
+    "django.template.loaders.filesystem.Loader",
+    "django.template.loaders.app_directories.Loader",
+]
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
@@ -68,10 +80,11 @@ TEMPLATES = [
             "loaders": [
                 (
                     "template_partials.loader.Loader",
-                    [
-                        "django.template.loaders.filesystem.Loader",
-                        "django.template.loaders.app_directories.Loader",
-                    ],
+                    # Explicit loaders turn off Django's automatic template cache: outside
+                    # DEBUG, compiled templates are cached (the partials loader wraps it).
+                    _TEMPLATE_LOADERS
+                    if DEBUG
+                    else [("django.template.loaders.cached.Loader", _TEMPLATE_LOADERS)],
                 )
             ],
             "builtins": ["template_partials.templatetags.partials"],
@@ -124,6 +137,17 @@ if QUEUE_BROKER == "orm":
     Q_CLUSTER["orm"] = "default"
 else:
     Q_CLUSTER["redis"] = REDIS_URL
+# Each cluster's heartbeat (django-q's Stat, every 0.5 s, 3 s TTL) goes to this cache with the ORM
+# broker (Redis keeps it itself). It must be shared by every host, hence the database; its table
+# is made by `manage.py createcachetable` (docs/operations.md).
+Q_CLUSTER["cache"] = "shared"
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "shared": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "billflow_cache",
+    },
+}
 
 # --- Billflow settings (docs/settings.md).
 BILLFLOW = {
@@ -138,6 +162,25 @@ BILLFLOW = {
     "HTTP_ALLOWED_HOSTS": env.list("BILLFLOW_HTTP_ALLOWED_HOSTS", default=[]),
     "HTTP_SIGNING_SECRET": env.str("BILLFLOW_HTTP_SIGNING_SECRET", default=SECRET_KEY),
     "HTTP_TIMEOUT_SECONDS": env.float("BILLFLOW_HTTP_TIMEOUT_SECONDS", default=10.0),
+    # Retention and liveness (docs/operations.md).
+    "RUN_RETENTION_DAYS": env_int("BILLFLOW_RUN_RETENTION_DAYS", default=90, minimum=1),
+    "EVENT_RETENTION_DAYS": env_int("BILLFLOW_EVENT_RETENTION_DAYS", default=0, minimum=0),
+    "HEALTH_MAX_PENDING_SECONDS": env_int("BILLFLOW_HEALTH_MAX_PENDING_SECONDS", default=300),
+    "HEALTH_STUCK_GRACE_SECONDS": env_int("BILLFLOW_HEALTH_STUCK_GRACE_SECONDS", default=120),
+    "HEALTH_EXPECTED_CLUSTERS": env_int("BILLFLOW_HEALTH_EXPECTED_CLUSTERS", default=1),
+}
+
+# Dotted paths called with each committed billing event's id (the workflow dispatcher adds itself).
+BILLING_EVENT_SUBSCRIBERS: list[str] = ["workflows.engine.dispatch.on_event_committed"]
+
+# The example custom-action app (slack_actions): an incoming-webhook URL; empty = not configured.
+SLACK_ACTIONS = {"WEBHOOK_URL": env.str("SLACK_WEBHOOK_URL", default="")}
+
+# Run failure notifications (workflows/notifications.py): failures of one workflow within a
+# window are grouped into one e-mail; a Slack incoming webhook gets the same message if set.
+FAILURE_NOTIFICATIONS = {
+    "WINDOW_SECONDS": env_int("FAILURE_NOTIFICATION_WINDOW_SECONDS", default=300, minimum=1),
+    "SLACK_WEBHOOK_URL": env.str("FAILURE_SLACK_WEBHOOK_URL", default=""),
 }
 
 LOGGING = {
@@ -145,4 +188,61 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+}
+
+# --- Security (docs/security.md). Behind HTTPS (the default when DEBUG is off) cookies are
+# secure, HTTP redirects to HTTPS and browsers are told to stay on HTTPS (HSTS).
+HTTPS = env_bool("HTTPS", default=not DEBUG)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=HTTPS)
+# Load balancers probe over plain HTTP inside the network; anonymous probes get only the status
+# and the session cookie is never sent over HTTP (docs/operations.md).
+SECURE_REDIRECT_EXEMPT = [r"^health/$"]
+# Set when a TLS-terminating proxy in front of the app sets X-Forwarded-Proto (and strips it
+# from clients); otherwise every proxied request looks like plain HTTP and redirects forever.
+if env_bool("TRUST_X_FORWARDED_PROTO", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", default=31_536_000 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=HTTPS)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=HTTPS)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"
+# A back-office session lasts a working day at most, and ends with the browser.
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", default=12 * 3600, minimum=60)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# API bodies (and admin forms) above this are refused with 413 request_too_large.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1_048_576, minimum=1)
+# htmx adds one fixed <style> for its loading indicators; the policy allows exactly that text by
+# its hash (tests/test_security_csp_browser.py notices if an htmx upgrade changes it).
+HTMX_INDICATOR_STYLE = (
+    ".htmx-indicator{opacity:0;visibility: hidden} "
+    ".htmx-request .htmx-indicator, .htmx-request.htmx-indicator"
+    "{opacity:1;visibility: visible;transition: opacity 200ms ease-in}"
+)
+_htmx_style_hash = base64.b64encode(hashlib.sha256(HTMX_INDICATOR_STYLE.encode()).digest()).decode()
+# Every page loads scripts and styles as files from our own origin; nothing inline, no eval.
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        f"style-src 'self' 'sha256-{_htmx_style_hash}'",
+        "img-src 'self' data:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+# Admin login throttle (backoffice/security.py): per lower-cased username and client address.
+LOGIN_THROTTLE = {
+    "MAX_FAILURES": env_int("LOGIN_THROTTLE_MAX_FAILURES", default=5, minimum=1),
+    "WINDOW_SECONDS": env_int("LOGIN_THROTTLE_WINDOW_SECONDS", default=900, minimum=1),
+    "LOCKOUT_SECONDS": env_int("LOGIN_THROTTLE_LOCKOUT_SECONDS", default=900, minimum=1),
+    "TRUSTED_PROXY_HOPS": env_int("TRUSTED_PROXY_HOPS", default=0),
 }

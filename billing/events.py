@@ -1,0 +1,135 @@
+"""The event outbox: `record_event` in the change's transaction, subscribers after commit.
+
+Nothing leaves this module before commit: subscribers (the workflow dispatcher) get the
+event id through `transaction.on_commit`. A subscriber that fails is logged and left to the
+sweep, which re-dispatches events whose `dispatched_at` is still empty.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import transaction
+from django.utils.module_loading import import_string
+
+from billing.models import Account, Environment, Event, StripeObject
+from billing.snapshots import snapshot, unix
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Cause:
+    """The workflow run whose step is executing, and the chain that led to it."""
+
+    run_id: int | None
+    chain: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """Stripe's `request` part of an event: who asked for the change."""
+
+    id: str = ""
+    idempotency_key: str = ""
+
+
+_cause: ContextVar[Cause | None] = ContextVar("billing_event_cause", default=None)
+_request: ContextVar[RequestInfo | None] = ContextVar("billing_event_request", default=None)
+
+
+@contextlib.contextmanager
+def event_cause(*, run_id: int | None, chain: list | None = None) -> Iterator[None]:
+    """Events recorded inside carry `caused_by_run_id` and `cause_chain` (recursion checks)."""
+    token = _cause.set(Cause(run_id=run_id, chain=list(chain or [])))
+    try:
+        yield
+    finally:
+        _cause.reset(token)
+
+
+@contextlib.contextmanager
+def event_request(*, request_id: str = "", idempotency_key: str = "") -> Iterator[None]:
+    """Events recorded inside carry this `request.id` / `request.idempotency_key`.
+
+    The service wrapper (`billing.idempotency.billing_service`) sets it from the call's arguments,
+    so individual services need not pass them to every `record_event`.
+    """
+    # What is not given is inherited: a service called inside an API request (or by another
+    # service) keeps the outer request's id and key.
+    outer = _request.get() or RequestInfo()
+    token = _request.set(
+        RequestInfo(
+            id=request_id or outer.id,
+            idempotency_key=idempotency_key or outer.idempotency_key,
+        )
+    )
+    try:
+        yield
+    finally:
+        _request.reset(token)
+
+
+def record_event(
+    *,
+    environment: Environment,
+    account: Account | None,
+    type: str,
+    obj: StripeObject,
+    previous_attributes: dict | None = None,
+    request_id: str = "",
+    idempotency_key: str = "",
+) -> Event:
+    """Append an event for `obj` (snapshotted now) in the current transaction."""
+    data: dict = {"object": snapshot(obj)}
+    if previous_attributes is not None:
+        data["previous_attributes"] = previous_attributes
+    request = _request.get() or RequestInfo()
+    cause = _cause.get()
+    event = Event.objects.create(
+        environment=environment,
+        account=account,
+        type=type,
+        data=data,
+        object_id=obj.id,
+        request_id=request_id or request.id,
+        idempotency_key=idempotency_key or request.idempotency_key,
+        caused_by_run_id=cause.run_id if cause else None,
+        cause_chain=cause.chain if cause else [],
+    )
+    transaction.on_commit(lambda: _notify_subscribers(event.id))
+    return event
+
+
+def _notify_subscribers(event_id: str) -> None:
+    for path in settings.BILLING_EVENT_SUBSCRIBERS:
+        try:
+            import_string(path)(event_id)
+        except Exception:
+            # The event is committed; the sweep re-dispatches it, so a failure here is only logged.
+            logger.exception("event subscriber %s failed for %s", path, event_id)
+
+
+def event_envelope(event: Event) -> dict:
+    """Stripe's event JSON."""
+    data = {"object": event.data["object"]}
+    if "previous_attributes" in event.data:
+        data["previous_attributes"] = event.data["previous_attributes"]
+    return {
+        "id": event.id,
+        "object": "event",
+        "type": event.type,
+        "created": unix(event.created),
+        "livemode": event.environment.livemode,
+        "account": event.account_id,
+        "data": data,
+        "request": {
+            "id": event.request_id or None,
+            "idempotency_key": event.idempotency_key or None,
+        },
+    }

@@ -1,0 +1,133 @@
+"""Service-level idempotency keys and the wrapper every mutating service goes through.
+
+`@billing_service("customer_create")` makes a service one transaction and, when it is given
+an `idempotency_key`, stores "key -> (service, hash of the parameters, resulting object)" in
+that same transaction. A repeat with the same key and parameters returns the stored object,
+re-fetched, and writes nothing; the same key with other parameters, or for another service,
+raises `IdempotencyError`. Keys are per environment and used as given (the workflow engine
+passes `run/step/iteration`; the API keeps its own `api:`-prefixed rows in the same table).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, ParamSpec, TypeVar
+
+from django.db import IntegrityError, models, transaction
+
+from billing.errors import IdempotencyError, ProviderError
+from billing.events import event_request
+from billing.models import Environment, IdempotencyRecord, StripeObject
+from billing.provider import use_up_fault_after_rollback
+from billing.snapshots import RENDERERS
+
+P = ParamSpec("P")
+R = TypeVar("R", bound=StripeObject)
+
+MODELS_BY_OBJECT = {model.OBJECT: model for model in RENDERERS}
+# Arguments that say who asks, not what is asked: a replay may differ in them.
+NOT_FINGERPRINTED = {"idempotency_key", "request_id"}
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, models.Model):
+        return f"{type(value).__name__}:{value.pk}"
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def fingerprint(params: dict[str, Any]) -> str:
+    canonical = {k: _canonical(v) for k, v in params.items() if k not in NOT_FINGERPRINTED}
+    blob = json.dumps(canonical, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _environment_of(params: dict[str, Any]) -> Environment:
+    if isinstance(params.get("environment"), Environment):
+        return params["environment"]
+    for value in params.values():
+        if isinstance(value, StripeObject):
+            return value.environment
+    raise TypeError("an idempotent service needs an environment or a billing object argument")
+
+
+def _claim(
+    *, environment: Environment, key: str, scope: str, digest: str
+) -> tuple[IdempotencyRecord, bool]:
+    """Insert the key first (True: it is ours), so a concurrent call with the same key waits
+    on the unique index until this transaction ends, then finds the stored result instead of
+    doing the work twice."""
+    try:
+        with transaction.atomic():
+            record = IdempotencyRecord.objects.create(
+                environment=environment, key=key, scope=scope, fingerprint=digest
+            )
+            return record, True
+    except IntegrityError:
+        return IdempotencyRecord.objects.get(environment=environment, key=key), False
+
+
+def _replay(record: IdempotencyRecord, *, scope: str, digest: str) -> StripeObject:
+    if record.scope != scope or record.fingerprint != digest:
+        raise IdempotencyError(
+            "Keys for idempotent requests can only be used with the same parameters they were "
+            f"first used with. Try using a key other than '{record.key}' if you meant to "
+            "execute a different request.",
+            param="idempotency_key",
+        )
+    model = MODELS_BY_OBJECT.get(record.object_type)
+    if model is None or not record.object_id:
+        raise IdempotencyError(
+            f"The idempotency key '{record.key}' is in use by another request.",
+            code="idempotency_key_in_use",
+            param="idempotency_key",
+        )
+    return model.objects.get(pk=record.object_id)
+
+
+def billing_service(scope: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        signature = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            params = bound.arguments
+            key = params.get("idempotency_key") or ""
+            request_id = params.get("request_id") or ""
+            try:
+                with (
+                    transaction.atomic(),
+                    event_request(request_id=request_id, idempotency_key=key),
+                ):
+                    if not key:
+                        return fn(*args, **kwargs)
+                    digest = fingerprint(params)
+                    record, ours = _claim(
+                        environment=_environment_of(params), key=key, scope=scope, digest=digest
+                    )
+                    if not ours:
+                        return _replay(record, scope=scope, digest=digest)  # type: ignore[return-value]
+                    result = fn(*args, **kwargs)
+                    record.object_type = result.OBJECT
+                    record.object_id = result.pk
+                    record.save(update_fields=["object_type", "object_id"])
+                    return result
+            except ProviderError as error:
+                use_up_fault_after_rollback(error)
+                raise
+
+        return wrapper
+
+    return decorate

@@ -1,0 +1,37 @@
+"""Reads, always scoped to one environment: nothing crosses environments."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from django.db.models import QuerySet
+
+from billing.errors import NotFoundError
+from billing.models import Environment, Event, StripeObject
+
+M = TypeVar("M", bound=StripeObject)
+
+
+def objects_in(model: type[M], environment: Environment) -> QuerySet[M]:
+    return model.objects.filter(environment=environment)
+
+
+def get_object(model: type[M], environment: Environment, id: str, *, param: str = "id") -> M:
+    """The object with this id in this environment; another environment's object is missing."""
+    try:
+        return objects_in(model, environment).get(pk=id)
+    except model.DoesNotExist:
+        raise NotFoundError(
+            f"No such {model.OBJECT.replace('.', ' ').replace('_', ' ')}: '{id}'", param=param
+        ) from None
+
+
+def events_in(environment: Environment) -> QuerySet[Event]:
+    return Event.objects.filter(environment=environment)
+
+
+def get_event(environment: Environment, id: str) -> Event:
+    try:
+        return events_in(environment).get(pk=id)
+    except Event.DoesNotExist:
+        raise NotFoundError(f"No such event: '{id}'", param="id") from None

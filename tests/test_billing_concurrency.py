@@ -1,0 +1,81 @@
+"""Concurrent callers on PostgreSQL: row locks, idempotency keys and the fault switch across
+connections. Each thread has its own database connection, like separate workers."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import pytest
+from django.db import connection, transaction
+
+from billing import services
+from billing.errors import BillingError, ProviderError
+from billing.models import Customer, PaymentIntent, ProviderFault, Refund
+from tests import factories
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def _race(count: int, call: Callable[[], object]) -> list[object]:
+    """Run `call` in `count` threads released together; results or exceptions, in any order."""
+    barrier = threading.Barrier(count, timeout=20)
+    results: list[object] = []
+
+    def worker() -> None:
+        try:
+            barrier.wait()
+            results.append(call())
+        except Exception as exc:  # collected for the assertions
+            results.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads)
+    return results
+
+
+def test_it_never_refunds_more_than_was_charged_under_concurrency():
+    live = factories.environment("live")
+    charge = factories.paid_charge(live, amount=1000)
+    results = _race(4, lambda: services.refund_create(charge=charge, amount=600))
+    refunds = [r for r in results if isinstance(r, Refund)]
+    errors = [r for r in results if isinstance(r, BillingError)]
+    assert (len(refunds), len(errors)) == (1, 3)
+    charge.refresh_from_db()
+    assert charge.amount_refunded == 600
+
+
+def test_it_makes_one_object_for_one_key_under_concurrency():
+    live = factories.environment("live")
+    results = _race(
+        4,
+        lambda: services.customer_create(
+            environment=live, email="race@example.com", idempotency_key="same-key"
+        ),
+    )
+    assert all(isinstance(r, Customer) for r in results), results
+    assert len({r.pk for r in results}) == 1
+    assert Customer.objects.count() == 1
+
+
+def test_it_counts_a_transient_failure_even_when_the_caller_rolls_back():
+    live = factories.environment("live")
+    intent = services.payment_intent_create(environment=live, amount=100, currency="usd")
+    services.provider_fail_next(environment=live, count=1)
+    # Like a workflow step: the service runs inside the caller's transaction, which the
+    # failure rolls back as a whole.
+    with pytest.raises(ProviderError), transaction.atomic():
+        services.payment_intent_confirm(payment_intent=intent, payment_method="pm_card_visa")
+    assert ProviderFault.objects.get(environment=live).remaining_failures == 0
+    with transaction.atomic():
+        intent = services.payment_intent_confirm(
+            payment_intent=intent, payment_method="pm_card_visa"
+        )
+    assert intent.status == "succeeded"
+    assert PaymentIntent.objects.get().charges.count() == 1

@@ -1,0 +1,52 @@
+"""`python manage.py setup_schedules`: sweep, stall alert and retention schedules, idempotently."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+from django.core.management import call_command
+from django_q.models import Schedule
+
+from workflows.schedules import SCHEDULES
+
+
+def schedules() -> dict[str, tuple]:
+    return {
+        s.name: (s.func, s.schedule_type, s.minutes, s.repeats)
+        for s in Schedule.objects.filter(name__in=SCHEDULES)
+    }
+
+
+def test_it_installs_the_sweep_the_stall_alert_and_the_retention_prune(db):
+    call_command("setup_schedules", stdout=StringIO())
+
+    assert schedules() == {
+        "workflows.sweep": ("workflows.tasks.sweep", Schedule.MINUTES, 1, -1),
+        "billflow.stall_check": ("workflows.health.stall_check", Schedule.MINUTES, 1, -1),
+        "billflow.retention": ("workflows.retention.retention_prune", Schedule.HOURLY, None, -1),
+    }
+
+
+def test_it_changes_nothing_when_run_again(db):
+    call_command("setup_schedules", stdout=StringIO())
+    before = list(Schedule.objects.order_by("pk").values("pk", "name", "next_run"))
+    out = StringIO()
+
+    call_command("setup_schedules", stdout=out)
+
+    assert list(Schedule.objects.order_by("pk").values("pk", "name", "next_run")) == before
+    assert out.getvalue().count(": unchanged") == 3
+
+
+def test_it_repairs_an_edited_schedule_and_folds_duplicates(db):
+    call_command("setup_schedules", stdout=StringIO())
+    Schedule.objects.filter(name="billflow.retention").update(schedule_type=Schedule.DAILY)
+    Schedule.objects.create(name="billflow.stall_check", func="x.y", schedule_type="I", minutes=5)
+    out = StringIO()
+
+    call_command("setup_schedules", stdout=out)
+
+    assert Schedule.objects.filter(name="billflow.stall_check").count() == 1
+    assert schedules()["billflow.retention"][1] == Schedule.HOURLY
+    assert schedules()["billflow.stall_check"][0] == "workflows.health.stall_check"
+    assert "billflow.retention (workflows.retention.retention_prune): updated" in out.getvalue()

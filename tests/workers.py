@@ -1,0 +1,104 @@
+"""Real `python manage.py qcluster` processes against the test database.
+
+Each cluster runs in its own session (process group), so a test can kill one whole cluster
+with SIGKILL (a machine dying) and teardown stops every process it started by its group id.
+Used with pytest-django's `transactional_db`: the workers connect to the test database, so they
+only see what the test committed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _database_url() -> str:
+    s = connection.settings_dict
+    if connection.vendor != "postgresql":
+        raise RuntimeError("qcluster workers need PostgreSQL (mark the test `postgres`)")
+    user = s.get("USER") or "postgres"
+    password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
+    host = s.get("HOST") or "127.0.0.1"
+    port = s.get("PORT") or "5432"
+    return f"postgres://{user}{password}@{host}:{port}/{s['NAME']}"
+
+
+class Cluster:
+    def __init__(self, process: subprocess.Popen, log_path: str) -> None:
+        self.process = process
+        self.log_path = log_path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, sig)
+
+    def stop(self, grace: float = 5.0) -> None:
+        self.kill(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pass
+        # Children may outlive the parent: kill whatever is left of the group.
+        self.kill(signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=grace)
+
+    def log(self) -> str:
+        return Path(self.log_path).read_text(errors="replace")[-4000:]
+
+
+@contextlib.contextmanager
+def qclusters(count: int = 1, workers: int = 1, env: dict | None = None) -> Iterator[list[Cluster]]:
+    """Start `count` clusters of `workers` processes each; always stop them on exit."""
+    environment = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "DATABASE_URL": _database_url(),
+        "Q_WORKERS": str(workers),
+        "Q_POLL": "0.02",
+        **(env or {}),
+    }
+    clusters: list[Cluster] = []
+    try:
+        for _ in range(count):
+            log = tempfile.NamedTemporaryFile(prefix="qcluster-", suffix=".log", delete=False)
+            process = subprocess.Popen(
+                [sys.executable, "manage.py", "qcluster"],
+                cwd=ROOT,
+                env=environment,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            clusters.append(Cluster(process, log.name))
+        yield clusters
+    finally:
+        for cluster in clusters:
+            cluster.stop()
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 30.0, every: float = 0.1) -> object:
+    """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up after {timeout}s waiting for {predicate}")
+        time.sleep(every)

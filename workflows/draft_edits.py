@@ -1,0 +1,170 @@
+"""Small edits of a workflow's draft, made on its rows: add a step, change one step.
+
+The builder saves after every change, so these are its hot path. `workflow_update` rewrites
+every row of the draft (a query per step); these touch only the rows of the step concerned, so
+a save costs the same number of queries whatever the size of the workflow. Structural edits
+(move, delete, duplicate, branch paths, trigger) go through `workflow_update` with the whole
+definition: they are rarer, and it keeps one writer for the complicated cases.
+
+Like the services, each is one transaction that locks the workflow row first.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from workflows.definitions import _save_steps, _save_tree, count_steps, version_definition
+from workflows.models import BranchPath, Condition, Step, Workflow, WorkflowVersion
+from workflows.services import WorkflowLimitExceeded, WorkflowStateError
+
+
+def _locked_draft(workflow: Workflow, user: Any) -> tuple[Workflow, WorkflowVersion]:
+    """The workflow, locked, and its draft (a new draft of the published version if needed)."""
+    locked = Workflow.objects.select_for_update().get(pk=workflow.pk)
+    if locked.deleted_at is not None:
+        raise WorkflowStateError(f"Workflow {workflow.pk} is deleted", code="workflow_deleted")
+    draft = (
+        WorkflowVersion.objects.filter(pk=locked.draft_version_id).first()
+        if locked.draft_version_id
+        else None
+    )
+    if draft is None or draft.is_published:
+        if locked.published_version_id is None:
+            raise WorkflowStateError("The workflow has no version to edit", code="no_version")
+        from workflows.definitions import definition_to_rows
+
+        published = WorkflowVersion.objects.get(pk=locked.published_version_id)
+        draft = definition_to_rows(
+            version=WorkflowVersion(workflow=locked, created_by=user),
+            definition=version_definition(published),
+        )
+        locked.draft_version = draft
+        locked.save(update_fields=["draft_version"])
+    return locked, draft
+
+
+def _touch(workflow: Workflow) -> None:
+    Workflow.objects.filter(pk=workflow.pk).update(updated=timezone.now())
+
+
+def unique_step_id(base: str, taken: set[str]) -> str:
+    """`base` made a valid step id, with a number added when it is taken."""
+    slug = re.sub(r"[^A-Za-z0-9_]+", "_", base).strip("_").lower() or "step"
+    if not slug[0].isalpha():
+        slug = f"step_{slug}"
+    slug = slug[:56]
+    if slug not in taken:
+        return slug
+    number = 2
+    while f"{slug}_{number}" in taken:
+        number += 1
+    return f"{slug}_{number}"
+
+
+def _renamed(step: dict, taken: set[str]) -> dict:
+    """A copy of `step` (and its nested steps) with ids not in `taken`; `taken` grows."""
+    copy = dict(step)
+    copy["id"] = unique_step_id(str(step.get("id", "step")), taken)
+    taken.add(copy["id"])
+    if step.get("type") == "branch":
+        copy["paths"] = [
+            {**path, "steps": [_renamed(s, taken) for s in path.get("steps") or []]}
+            for path in step.get("paths") or []
+        ]
+    elif step.get("type") == "foreach":
+        copy["steps"] = [_renamed(s, taken) for s in step.get("steps") or []]
+    return copy
+
+
+@transaction.atomic
+def draft_step_insert(
+    *,
+    workflow: Workflow,
+    step: dict,
+    parent: str = "",
+    path_index: int | None = None,
+    position: int,
+    user: Any = None,
+) -> dict:
+    """Insert `step` (its id is a hint: it is made unique) into the top-level list, a branch
+    path (`parent` + `path_index`) or a loop body (`parent`). Returns the step as stored."""
+    locked, draft = _locked_draft(workflow, user)
+    limit = settings.BILLFLOW["MAX_STEPS_PER_WORKFLOW"]
+    added = count_steps([step])
+    if draft.step_count + added > limit:
+        raise WorkflowLimitExceeded(
+            f"This workflow has {draft.step_count} steps; the limit is {limit} (every action, "
+            "condition, branch and loop counts, nested ones too). Remove a step first."
+        )
+    taken = set(Step.objects.filter(version=draft).values_list("step_id", flat=True))
+    step = _renamed(step, taken)
+    parent_path: BranchPath | None = None
+    parent_loop: Step | None = None
+    if parent:
+        container = Step.objects.filter(version=draft, step_id=parent).first()
+        if container is None:
+            raise WorkflowStateError(f"There is no step '{parent}'", code="no_step")
+        if container.type == Step.Type.BRANCH:
+            paths = list(BranchPath.objects.filter(step=container).order_by("position", "id"))
+            if path_index is None or not 0 <= path_index < len(paths):
+                raise WorkflowStateError(f"Branch '{parent}' has no such path", code="no_path")
+            parent_path = paths[path_index]
+        elif container.type == Step.Type.FOREACH:
+            parent_loop = container
+        else:
+            raise WorkflowStateError(f"Step '{parent}' holds no steps", code="no_body")
+    siblings = Step.objects.filter(version=draft, parent_path=parent_path, parent_loop=parent_loop)
+    position = max(0, min(position, siblings.count()))
+    siblings.filter(position__gte=position).update(position=F("position") + 1)
+    _save_steps([step], version=draft, parent_path=parent_path, parent_loop=parent_loop)
+    Step.objects.filter(version=draft, step_id=step["id"]).update(position=position)
+    WorkflowVersion.objects.filter(pk=draft.pk).update(step_count=F("step_count") + added)
+    _touch(locked)
+    return step
+
+
+@transaction.atomic
+def draft_step_update(*, workflow: Workflow, step: dict, user: Any = None) -> None:
+    """Replace the settings of an action, condition or loop step (same id, same type).
+
+    A loop's body and a branch's paths are not touched here: branches change through
+    `workflow_update` (their paths are structure)."""
+    locked, draft = _locked_draft(workflow, user)
+    row = Step.objects.filter(version=draft, step_id=step["id"]).first()
+    if row is None:
+        raise WorkflowStateError(f"There is no step '{step['id']}'", code="no_step")
+    if row.type != step.get("type") or row.type == Step.Type.BRANCH:
+        raise WorkflowStateError("Only the settings of the step can change here", code="type")
+    changes: dict[str, Any] = {"name": step.get("name", "")}
+    if row.type == Step.Type.ACTION:
+        changes.update(action=step.get("action", ""), params=step.get("params", {}))
+    elif row.type == Step.Type.FOREACH:
+        config: dict[str, Any] = {}
+        if "action" in step:
+            changes.update(action=step.get("action", ""), params=step.get("params", {}))
+        else:
+            changes.update(action="", params={})
+            config["items"] = step.get("items")
+        if step.get("max_items") is not None:
+            config["max_items"] = step["max_items"]
+        changes["config"] = config
+    Step.objects.filter(pk=row.pk).update(**changes)
+    if row.type == Step.Type.CONDITION:
+        Condition.objects.filter(version=draft, step=row).delete()
+        if step.get("condition") is not None:
+            _save_tree(step["condition"], version=draft, step=row)
+    _touch(locked)
+
+
+def copy_step(step: dict, definition: dict) -> dict:
+    """A copy of `step` with ids unused in `definition` (for duplicate)."""
+    from workflows.definitions import iter_steps
+
+    taken = {s.get("id") for s, _ in iter_steps(definition.get("steps") or [])}
+    return _renamed(step, {str(t) for t in taken})

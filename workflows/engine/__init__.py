@@ -1,0 +1,5 @@
+"""The workflow engine: small modules with one job each.
+
+`conditions` evaluates condition trees, `templating` resolves `{{ path }}` dynamic fields,
+`dispatch` turns committed events into runs, `executor` leases a run and executes its steps.
+"""

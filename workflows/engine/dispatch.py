@@ -1,0 +1,130 @@
+"""Committed events -> runs of every matching active workflow.
+
+`on_event_committed` is a `BILLING_EVENT_SUBSCRIBERS` entry: billing calls it with the event id
+after the event's transaction commits. In one transaction it marks the event dispatched (a
+conditional UPDATE: a second delivery finds it done and creates nothing), creates one run per
+matching workflow (the `run_unique_workflow_event` constraint backs this up) and enqueues them
+(the ORM broker joins the transaction). If the process dies before that commits, the sweep
+finds the event still undispatched and does it again.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from billing.events import event_envelope
+from billing.models import Event
+from workflows.definitions import version_definition
+from workflows.engine.conditions import evaluate
+from workflows.engine.queue import run_enqueue
+from workflows.models import Run, Workflow, WorkflowVersion
+from workflows.notifications import notify_run_failed
+
+logger = logging.getLogger(__name__)
+
+# A chain may re-trigger the same workflow once; this many earlier runs of it in the chain fail.
+RECURSION_LIMIT = 2
+
+
+def on_event_committed(event_id: str) -> list[int]:
+    """Dispatch one committed event; returns the ids of the runs it created."""
+    return event_dispatch(event_id=event_id)
+
+
+def _matches_scope(scope: str, event: Event) -> bool:
+    if scope == WorkflowVersion.AccountScope.ALL:
+        return True
+    if scope == WorkflowVersion.AccountScope.CONNECTED:
+        return event.account_id is not None
+    return event.account_id is None
+
+
+def matching_workflows(event: Event, envelope: dict) -> list[Workflow]:
+    """Active workflows of the event's environment whose trigger accepts this event."""
+    candidates = Workflow.objects.filter(
+        environment_id=event.environment_id,
+        status=Workflow.Status.ACTIVE,
+        deleted_at__isnull=True,
+        published_version__trigger_type=WorkflowVersion.TriggerType.EVENT,
+        published_version__trigger_event=event.type,
+    ).select_related("published_version")
+    matched = []
+    for workflow in candidates:
+        version = workflow.published_version
+        if not _matches_scope(version.trigger_accounts, event):
+            continue
+        conditions = version_definition(version)["trigger"].get("conditions")
+        try:
+            accepted = evaluate(conditions, {"trigger": envelope})
+        except Exception:
+            # A trigger that cannot be evaluated is treated as not matching, and logged.
+            logger.exception(
+                "trigger conditions of workflow %s failed on %s", workflow.pk, event.pk
+            )
+            accepted = False
+        if accepted:
+            matched.append(workflow)
+    return matched
+
+
+def recursion_error(workflow: Workflow, chain: list) -> dict | None:
+    """The error of a run that would re-trigger `workflow` a second time, else None."""
+    earlier = [run_id for workflow_id, run_id in chain if workflow_id == workflow.pk]
+    if len(earlier) < RECURSION_LIMIT:
+        return None
+    names = " -> ".join(f"workflow {wf} run {run}" for wf, run in chain)
+    return {
+        "type": "recursion",
+        "message": (
+            f"Recursion stopped: workflow '{workflow.name}' was triggered again by its own "
+            f"changes after runs {', '.join(str(r) for r in earlier)}. Chain: {names}."
+        ),
+        "retryable": False,
+        "step": None,
+        "iteration": "",
+    }
+
+
+def event_dispatch(*, event_id: str) -> list[int]:
+    now = timezone.now()
+    created: list[int] = []
+    with transaction.atomic():
+        # The conditional update is the guard: whoever flips dispatched_at creates the runs;
+        # a concurrent or later delivery waits on the row lock, then updates nothing.
+        if not Event.objects.filter(pk=event_id, dispatched_at__isnull=True).update(
+            dispatched_at=now
+        ):
+            return created
+        event = Event.objects.select_related("environment").get(pk=event_id)
+        envelope = event_envelope(event)
+        chain = list(event.cause_chain or [])
+        for workflow in matching_workflows(event, envelope):
+            error = recursion_error(workflow, chain)
+            run = Run(
+                environment_id=event.environment_id,
+                workflow=workflow,
+                version=workflow.published_version,
+                trigger_kind=Run.TriggerKind.EVENT,
+                event=event,
+                trigger=envelope,
+                cause_chain=chain,
+            )
+            if error is not None:
+                run.status = Run.Status.FAILED
+                run.error = error
+                run.stop_reason = error["message"]
+                run.finished_at = now
+            try:
+                with transaction.atomic():
+                    run.save()
+            except IntegrityError:
+                continue  # this (workflow, event) already has its run
+            if error is None:
+                run_enqueue(run.pk)
+            else:
+                notify_run_failed(run.pk)
+            created.append(run.pk)
+    return created

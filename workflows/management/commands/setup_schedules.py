@@ -1,0 +1,21 @@
+"""`python manage.py setup_schedules`: install Billflow's django-q schedules (idempotent).
+
+The sweep (every minute), the stall alert (every minute) and the retention prune (hourly).
+Run it after `migrate` on every deploy; `dev.py start` runs it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+from workflows.schedules import SCHEDULES, schedules_install
+
+
+class Command(BaseCommand):
+    help = "Create or repair the sweep, stall-alert and retention schedules."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        for name, outcome in schedules_install().items():
+            self.stdout.write(f"{name} ({SCHEDULES[name][0]}): {outcome}")

@@ -1,0 +1,26 @@
+"""django-q2 tasks: thin, they take an id and call the engine."""
+
+from __future__ import annotations
+
+from workflows.engine.executor import run_execute as _run_execute
+from workflows.engine.sweep import sweep as _sweep
+from workflows.models import Workflow
+from workflows.runs import run_start_scheduled
+
+
+def run_execute(run_id: int) -> str:
+    """ "Look at run N": claim it if it is free and execute its steps."""
+    return _run_execute(run_id=run_id)
+
+
+def start_scheduled_run(workflow_id: int) -> int | None:
+    """Called by the workflow's django-q schedule; a workflow no longer active is skipped."""
+    workflow = Workflow.objects.select_related("published_version").filter(pk=workflow_id).first()
+    if workflow is None or workflow.status != Workflow.Status.ACTIVE:
+        return None
+    return run_start_scheduled(workflow=workflow).pk
+
+
+def sweep() -> dict:
+    """Periodic recovery: lost dispatches, runs nobody works on, due retries."""
+    return _sweep()
