@@ -89,8 +89,7 @@ def start() -> int:
     ensure_venv()
     (ROOT / "var").mkdir(exist_ok=True)
     manage("migrate", "--no-input", "-v", "0")
-    # The cluster heartbeat cache (health) and the sweep, stall-alert and retention schedules.
-    manage("createcachetable")
+    # The sweep, stall-alert and retention schedules (migrate made the heartbeat cache table).
     manage("setup_schedules")
     manage("seed_demo")
     port = os.environ.get("PORT", "8000")

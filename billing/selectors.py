@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TypeVar
 
 from django.db.models import QuerySet
@@ -10,15 +11,24 @@ from billing.errors import NotFoundError
 from billing.models import Environment, Event, StripeObject
 
 M = TypeVar("M", bound=StripeObject)
+ID_SHAPE = re.compile(r"[A-Za-z0-9_]{1,40}")
 
 
 def objects_in(model: type[M], environment: Environment) -> QuerySet[M]:
     return model.objects.filter(environment=environment)
 
 
+def _could_be_an_id(id: str) -> bool:
+    # Our ids are `prefix_` + base62; anything else (e.g. a NUL byte, which PostgreSQL refuses
+    # in a query) cannot name an object, so it is missing without asking the database.
+    return ID_SHAPE.fullmatch(id) is not None
+
+
 def get_object(model: type[M], environment: Environment, id: str, *, param: str = "id") -> M:
     """The object with this id in this environment; another environment's object is missing."""
     try:
+        if not _could_be_an_id(id):
+            raise model.DoesNotExist
         return objects_in(model, environment).get(pk=id)
     except model.DoesNotExist:
         raise NotFoundError(
@@ -32,6 +42,8 @@ def events_in(environment: Environment) -> QuerySet[Event]:
 
 def get_event(environment: Environment, id: str) -> Event:
     try:
+        if not _could_be_an_id(id):
+            raise Event.DoesNotExist
         return events_in(environment).get(pk=id)
     except Event.DoesNotExist:
         raise NotFoundError(f"No such event: '{id}'", param="id") from None

@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 from billing.api import router as billing_router
-from config.api_support import BillflowAPI, install_error_handlers
+from config.api_support import BillflowAPI, BillflowParser, install_error_handlers
 from workflows.api import router as workflows_router
 
 api = BillflowAPI(
+    parser=BillflowParser(),
     title="Billflow API",
     version="1",
     description=(

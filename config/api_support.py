@@ -18,6 +18,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.parser import Parser
 from ninja.security import HttpBearer
 
 from backoffice.roles import ROLE_BY_KEY_ROLE, role_has
@@ -93,6 +94,57 @@ ERROR_SCHEMA = {
         }
     },
 }
+
+
+def _unstorable_string_param(value: Any, path: str = "") -> str | None:
+    """The param of the first string no database can store: a NUL character (PostgreSQL refuses
+    it) or a lone surrogate (not UTF-8). None when every string is fine."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return path or "body"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path or "body"
+        return None
+    if isinstance(value, dict):
+        items = ((f"{path}[{key}]" if path else str(key), key, item) for key, item in value.items())
+        for child_path, key, item in items:
+            bad = _unstorable_string_param(key, child_path) or _unstorable_string_param(
+                item, child_path
+            )
+            if bad:
+                return bad
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            bad = _unstorable_string_param(item, f"{path}[{index}]")
+            if bad:
+                return bad
+    return None
+
+
+def _refuse_unstorable(data: Any) -> Any:
+    param = _unstorable_string_param(data)
+    if param:
+        raise ApiError(
+            400,
+            "invalid_request_error",
+            "parameter_invalid_string",
+            f"Invalid string for {param}: NUL characters and lone surrogates are not allowed.",
+            param=param,
+        )
+    return data
+
+
+class BillflowParser(Parser):
+    """Ninja's JSON parser, refusing strings we could not store, so they get a 400 naming the
+    field instead of a database error."""
+
+    def parse_body(self, request: HttpRequest) -> dict:
+        return _refuse_unstorable(super().parse_body(request))
+
+    def parse_querydict(self, data, list_fields: list[str], request: HttpRequest) -> dict:
+        return _refuse_unstorable(super().parse_querydict(data, list_fields, request))
 
 
 class BillflowAPI(NinjaAPI):
@@ -193,6 +245,8 @@ def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
             "invalid_api_key",
             "Invalid API key provided. Send it as `Authorization: Bearer sk_…`.",
         )
+    if isinstance(exc.__cause__, ApiError):  # raised by BillflowParser; ninja wraps it
+        return _api_error(request, exc.__cause__)
     if isinstance(exc.__cause__, ValueError):  # json.JSONDecodeError and undecodable bytes
         return error_response(
             400, "invalid_request_error", "invalid_json", "The request body is not valid JSON."

@@ -34,7 +34,8 @@ PRODUCTION_ENV = {
 
 def _manage(*args: str, **overrides: str) -> subprocess.CompletedProcess:
     env = {**os.environ, **PRODUCTION_ENV, **overrides}
-    env.pop("DATABASE_URL", None)
+    for name in ("DATABASE_URL", "DJANGO_ALLOW_ASYNC_UNSAFE"):  # test-only variables
+        env.pop(name, None)
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,

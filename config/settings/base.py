@@ -139,7 +139,7 @@ else:
     Q_CLUSTER["redis"] = REDIS_URL
 # Each cluster's heartbeat (django-q's Stat, every 0.5 s, 3 s TTL) goes to this cache with the ORM
 # broker (Redis keeps it itself). It must be shared by every host, hence the database; its table
-# is made by `manage.py createcachetable` (docs/operations.md).
+# is made by a migration (backoffice 0003; docs/operations.md).
 Q_CLUSTER["cache"] = "shared"
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},

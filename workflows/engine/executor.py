@@ -36,7 +36,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from billing.errors import ProviderError
 from billing.events import event_cause
+from billing.provider import use_up_fault_after_rollback
 from workflows.actions import registry
 from workflows.actions.registry import Action, ActionContext, ActionError, StepSkipped
 from workflows.definitions import version_definition
@@ -366,6 +368,7 @@ def _attempts(
         except StepSkipped as skip:
             return _mark_skipped(ex, rec, params, skip.reason)
         except Exception as exc:
+            _recount_provider_fault(exc)
             details = error_details(exc, action)
         if not details["retryable"] or rec.attempts >= max_attempts:
             if details["retryable"]:
@@ -379,6 +382,14 @@ def _attempts(
                 lease_defer(run_id=run.pk, owner=ex.owner, due=due, path=ex.path)
             raise _Ended
         time.sleep(delay)
+
+
+def _recount_provider_fault(exc: BaseException) -> None:
+    """The step's rollback also undid the simulator's "fail the next N calls" count (on
+    SQLite it shares the transaction); count the failed call again so the fault runs down."""
+    error = exc if isinstance(exc, ProviderError) else exc.__context__
+    if isinstance(error, ProviderError):
+        use_up_fault_after_rollback(error)
 
 
 def _mark_skipped(ex: _Execution, rec: StepRun, params: object, reason: str) -> dict:
