@@ -30,7 +30,10 @@ CHROMIUM_ARGS = [
 @pytest.fixture
 def browser(monkeypatch):
     if not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM):
-        pytest.skip(f"needs Chromium at {CHROMIUM} (set CHROMIUM=...)")
+        message = f"needs Chromium at {CHROMIUM} (apt-get install chromium, or set CHROMIUM=...)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)  # in CI a missing browser is a failure, never a skip
+        pytest.skip(message)
     # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are
     # plain synchronous code around it.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
