@@ -149,7 +149,7 @@ CACHES = {
     },
 }
 
-# --- Billflow settings (docs/settings.md).
+# --- Billflow settings (docs/operations.md lists them).
 BILLFLOW = {
     "MAX_STEPS_PER_WORKFLOW": env_int("BILLFLOW_MAX_STEPS", default=12, minimum=1),
     "MAX_ACTIVE_WORKFLOWS": env_int("BILLFLOW_MAX_ACTIVE_WORKFLOWS", default=6, minimum=1),
