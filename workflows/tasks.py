@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from workflows.engine.executor import run_execute as _run_execute
+from workflows.engine.faults import fault_point
 from workflows.engine.sweep import sweep as _sweep
 from workflows.models import Workflow
 from workflows.runs import run_start_scheduled
@@ -10,7 +11,9 @@ from workflows.runs import run_start_scheduled
 
 def run_execute(run_id: int) -> str:
     """ "Look at run N": claim it if it is free and execute its steps."""
-    return _run_execute(run_id=run_id)
+    status = _run_execute(run_id=run_id)
+    fault_point("before_ack", run_id=run_id)
+    return status
 
 
 def start_scheduled_run(workflow_id: int) -> int | None:

@@ -43,6 +43,7 @@ from workflows.actions import registry
 from workflows.actions.registry import Action, ActionContext, ActionError, StepSkipped
 from workflows.definitions import version_definition
 from workflows.engine.conditions import evaluate
+from workflows.engine.faults import fault_point
 from workflows.engine.leases import lease_defer, lease_fence, lease_finish, worker_id
 from workflows.engine.retry import error_details, retry_delay, step_max_attempts
 from workflows.engine.templating import resolve
@@ -339,6 +340,8 @@ def _attempts(
                 run_id=run.pk,
                 dry_run=run.dry_run,
             )
+            where = {"run_id": run.pk, "step_id": step_id, "iteration": iteration}
+            fault_point("before_effect", **where)
             if transactional:
                 # The action's writes and the success mark commit together, or not at all.
                 with transaction.atomic():
@@ -346,16 +349,19 @@ def _attempts(
                         raise _Fenced
                     with event_cause(run_id=run.pk, chain=ex.chain):
                         output = work(ctx, params)
+                    fault_point("after_effect", **where)
                     _mark_succeeded(rec, params, output, ctx)
             else:
                 # E-mail and HTTP: no database effect to commit with the step, and no lock
                 # held across I/O; the action's own delivery record makes the send once.
                 with event_cause(run_id=run.pk, chain=ex.chain):
                     output = work(ctx, params)
+                fault_point("after_effect", **where)
                 with transaction.atomic():
                     if not lease_fence(run_id=run.pk, owner=ex.owner, path=ex.path):
                         raise _Fenced
                     _mark_succeeded(rec, params, output, ctx)
+            fault_point("after_commit", **where)
             if not isinstance(output, dict):
                 output = {"value": output}
             rec.status, rec.output, rec.params = StepRun.Status.SUCCEEDED, output, params
