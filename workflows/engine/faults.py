@@ -4,11 +4,12 @@ Off unless the environment variable `BILLFLOW_FAULTS` names points; production n
 The check is one dict lookup, so the points can stay in the engine's hot path.
 
     BILLFLOW_FAULTS="after_effect@tag_b,before_ack"   point, optionally "@step id"
-    BILLFLOW_FAULT_DIR=/some/dir                       required: one marker file per kill
+    BILLFLOW_FAULT_DIR=/some/dir                       one marker file per kill (see below)
     BILLFLOW_FAULT_EVERY=7                              optional: only runs with id % 7 == 0
 
-Each (point, run, step, iteration) kills at most once: the marker file is created with
-O_EXCL before the kill, so the worker that takes the run over passes the same point.
+With `BILLFLOW_FAULT_DIR`, each (point, run, step, iteration) kills at most once: the marker
+file is created with O_EXCL before the kill, so the worker that takes the run over passes the
+same point. Without it the point kills every time (a step that always kills its worker).
 
 Points, in the order a step meets them:
 
@@ -48,11 +49,11 @@ def fault_point(point: str, *, run_id: int, step_id: str = "", iteration: str = 
     every = int(os.environ.get("BILLFLOW_FAULT_EVERY", "1") or 1)
     if run_id % every:
         return
-    marker = os.path.join(
-        os.environ["BILLFLOW_FAULT_DIR"], f"{point}-{run_id}-{step_id}-{iteration or '_'}"
-    )
-    try:
-        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-    except FileExistsError:
-        return  # this point already killed a worker for this step once
+    directory = os.environ.get("BILLFLOW_FAULT_DIR")
+    if directory:
+        marker = os.path.join(directory, f"{point}-{run_id}-{step_id}-{iteration or '_'}")
+        try:
+            os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return  # this point already killed a worker for this step once
     os.kill(os.getpid(), signal.SIGKILL)
