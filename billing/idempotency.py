@@ -18,8 +18,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
-from django.db import IntegrityError, models, transaction
+from django.db import models, transaction
 
+from backoffice.inserts import insert_unless_taken
 from billing.errors import IdempotencyError, ProviderError
 from billing.events import event_request
 from billing.models import Environment, IdempotencyRecord, StripeObject
@@ -62,19 +63,34 @@ def _environment_of(params: dict[str, Any]) -> Environment:
 
 
 def _claim(
-    *, environment: Environment, key: str, scope: str, digest: str
+    *, environment: Environment, key: str, scope: str, digest: str, target: StripeObject | None
 ) -> tuple[IdempotencyRecord, bool]:
     """Insert the key first (True: it is ours), so a concurrent call with the same key waits
     on the unique index until this transaction ends, then finds the stored result instead of
-    doing the work twice."""
-    try:
-        with transaction.atomic():
-            record = IdempotencyRecord.objects.create(
-                environment=environment, key=key, scope=scope, fingerprint=digest
-            )
-            return record, True
-    except IntegrityError:
+    doing the work twice.
+
+    One statement, no savepoint: `ON CONFLICT DO NOTHING` (PostgreSQL and SQLite) instead of
+    catching the unique violation. `target` (the object the service acts on, if any) is stored
+    at once, so a service that returns it needs no second write.
+    """
+    record = IdempotencyRecord(
+        environment=environment,
+        key=key,
+        scope=scope,
+        fingerprint=digest,
+        object_type=target.OBJECT if target is not None else "",
+        object_id=target.pk if target is not None else "",
+    )
+    if not insert_unless_taken(record, unique=("environment", "key")):
         return IdempotencyRecord.objects.get(environment=environment, key=key), False
+    return record, True
+
+
+def _target(params: dict[str, Any]) -> StripeObject | None:
+    for value in params.values():
+        if isinstance(value, StripeObject):
+            return value
+    return None
 
 
 def _replay(record: IdempotencyRecord, *, scope: str, digest: str) -> StripeObject:
@@ -115,14 +131,19 @@ def billing_service(scope: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
                         return fn(*args, **kwargs)
                     digest = fingerprint(params)
                     record, ours = _claim(
-                        environment=_environment_of(params), key=key, scope=scope, digest=digest
+                        environment=_environment_of(params),
+                        key=key,
+                        scope=scope,
+                        digest=digest,
+                        target=_target(params),
                     )
                     if not ours:
                         return _replay(record, scope=scope, digest=digest)  # type: ignore[return-value]
                     result = fn(*args, **kwargs)
-                    record.object_type = result.OBJECT
-                    record.object_id = result.pk
-                    record.save(update_fields=["object_type", "object_id"])
+                    if (record.object_type, record.object_id) != (result.OBJECT, result.pk):
+                        record.object_type = result.OBJECT
+                        record.object_id = result.pk
+                        record.save(update_fields=["object_type", "object_id"])
                     return result
             except ProviderError as error:
                 use_up_fault_after_rollback(error)

@@ -29,11 +29,13 @@ def get_object(model: type[M], environment: Environment, id: str, *, param: str 
     try:
         if not _could_be_an_id(id):
             raise model.DoesNotExist
-        return objects_in(model, environment).get(pk=id)
+        obj = objects_in(model, environment).get(pk=id)
     except model.DoesNotExist:
         raise NotFoundError(
             f"No such {model.OBJECT.replace('.', ' ').replace('_', ' ')}: '{id}'", param=param
         ) from None
+    obj.environment = environment  # it was filtered on: spare the query when it is read
+    return obj
 
 
 def events_in(environment: Environment) -> QuerySet[Event]:

@@ -93,7 +93,12 @@ def _change(obj: StripeObject, fields: dict[str, Any], event_type: str | None) -
 
 def _locked(obj: M) -> M:
     """Re-read a row under a lock, so concurrent payments or refunds queue behind each other."""
-    return type(obj).objects.select_for_update().get(pk=obj.pk)
+    locked = type(obj).objects.select_for_update().get(pk=obj.pk)
+    # An object never moves to another environment: reuse the one already loaded, if any.
+    environment = type(obj)._meta.get_field("environment")
+    if environment.is_cached(obj) and locked.environment_id == obj.environment_id:
+        environment.set_cached_value(locked, environment.get_cached_value(obj))
+    return locked
 
 
 def _add_interval(start: datetime, interval: str, count: int) -> datetime:

@@ -1,4 +1,4 @@
-"""record_event / event_envelope / event_cause and the after-commit hand-off."""
+"""record_event / event_envelope / event_cause, the dispatcher and the after-commit hand-off."""
 
 from __future__ import annotations
 
@@ -62,7 +62,28 @@ def test_it_logs_a_failing_subscriber_and_still_calls_the_others(
         services.customer_create(environment=live, email="a@example.com")
     assert len(received) == 1
     assert "tests.test_billing_events.explode failed" in caplog.text
-    assert Event.objects.get().dispatched_at is None  # left for the sweep
+
+
+dispatched: list[tuple[str, bool]] = []
+
+
+def dispatch_inside(event: Event) -> None:
+    dispatched.append((event.id, transaction.get_connection().in_atomic_block))
+
+
+def test_it_calls_the_dispatcher_inside_the_transaction_and_marks_the_event(live, settings):
+    settings.BILLING_EVENT_DISPATCHER = "tests.test_billing_events.dispatch_inside"
+    dispatched.clear()
+    customer = services.customer_create(environment=live, email="a@example.com")
+    event = Event.objects.get(object_id=customer.id)
+    assert dispatched == [(event.id, True)]
+    assert event.dispatched_at is not None
+
+
+def test_without_a_dispatcher_the_event_is_left_for_the_sweep(live, settings):
+    settings.BILLING_EVENT_DISPATCHER = ""
+    customer = services.customer_create(environment=live, email="a@example.com")
+    assert Event.objects.get(object_id=customer.id).dispatched_at is None
 
 
 def test_it_stamps_the_causing_run_on_events_recorded_inside_event_cause(live):

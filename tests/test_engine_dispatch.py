@@ -1,9 +1,11 @@
-"""The dispatcher: committed events become runs of matching active workflows, once."""
+"""The dispatcher: events become runs of matching active workflows, once, with the event."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+from django.db import transaction
 from django.test import TestCase
 from django.utils import timezone
 from django_q.models import OrmQ
@@ -112,9 +114,22 @@ def test_it_honours_the_account_scope(live, alice):
     assert workflows_for(on_account) == {connected.pk, everyone.pk}
 
 
-def test_the_sweep_dispatches_lost_events_and_requeues_stuck_runs(live, alice):
+def test_it_creates_the_runs_in_the_transaction_that_records_the_event(live, alice):
     factories.workflow_active(live, TAG, alice)
-    customer = factories.customer(live)  # not committed for real: the hand-off never ran
+    with pytest.raises(RuntimeError), transaction.atomic():
+        customer = factories.customer(live)
+        assert Run.objects.filter(event__object_id=customer.pk).count() == 1
+        assert OrmQ.objects.count() == 1  # the queue message is in the same transaction
+        raise RuntimeError("the change is rolled back")
+    assert not Event.objects.exists()
+    assert not Run.objects.exists()
+    assert not OrmQ.objects.exists()
+
+
+def test_the_sweep_dispatches_lost_events_and_requeues_stuck_runs(live, alice, settings):
+    factories.workflow_active(live, TAG, alice)
+    settings.BILLING_EVENT_DISPATCHER = ""  # recorded without a dispatcher: left for the sweep
+    customer = factories.customer(live)
     event = Event.objects.get(type="customer.created", object_id=customer.pk)
     assert event.dispatched_at is None
 

@@ -38,14 +38,25 @@ _CACHE_LIMIT = 2000
 
 def version_definition(version: WorkflowVersion) -> dict:
     """The JSON form of `version` (a fresh copy: callers may change it)."""
-    key = (version.pk, version.workflow_id, version.number, version.published_at)
-    if version.is_published and key in _PUBLISHED_CACHE:
-        return copy.deepcopy(_PUBLISHED_CACHE[key])
-    definition = rows_to_definition(version)
     if version.is_published:
+        return copy.deepcopy(shared_definition(version))
+    return rows_to_definition(version)
+
+
+def shared_definition(version: WorkflowVersion) -> dict:
+    """The JSON form of `version`, shared by every caller: read it, never change it.
+
+    A published version never changes, so its JSON is built once per process; the dispatcher
+    and the executor read it for every event and run without paying for a copy.
+    """
+    if not version.is_published:
+        return rows_to_definition(version)
+    key = (version.pk, version.workflow_id, version.number, version.published_at)
+    definition = _PUBLISHED_CACHE.get(key)
+    if definition is None:
         if len(_PUBLISHED_CACHE) >= _CACHE_LIMIT:
             _PUBLISHED_CACHE.clear()
-        _PUBLISHED_CACHE[key] = copy.deepcopy(definition)
+        definition = _PUBLISHED_CACHE[key] = rows_to_definition(version)
     return definition
 
 
@@ -197,8 +208,9 @@ def _save_steps(
     version: WorkflowVersion,
     parent_path: BranchPath | None = None,
     parent_loop: Step | None = None,
+    first_position: int = 0,
 ) -> None:
-    for position, data in enumerate(steps):
+    for position, data in enumerate(steps, start=first_position):
         kind = data["type"]
         config: dict[str, Any] = {}
         action = ""

@@ -101,6 +101,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# ModelBackend, with the user's role read in the same query (backoffice/auth_backend.py).
+AUTHENTICATION_BACKENDS = ["backoffice.auth_backend.RoleModelBackend"]
 LOGIN_URL = "admin:login"
 
 LANGUAGE_CODE = "en-us"
@@ -170,8 +172,11 @@ BILLFLOW = {
     "HEALTH_EXPECTED_CLUSTERS": env_int("BILLFLOW_HEALTH_EXPECTED_CLUSTERS", default=1),
 }
 
-# Dotted paths called with each committed billing event's id (the workflow dispatcher adds itself).
-BILLING_EVENT_SUBSCRIBERS: list[str] = ["workflows.engine.dispatch.on_event_committed"]
+# Called with each billing event inside the transaction that records it (billing/events.py):
+# the workflow engine creates the event's runs there, so they commit with the event.
+BILLING_EVENT_DISPATCHER: str = "workflows.engine.dispatch.dispatch_recorded_event"
+# Dotted paths called with each committed billing event's id, after commit.
+BILLING_EVENT_SUBSCRIBERS: list[str] = []
 
 # The example custom-action app (slack_actions): an incoming-webhook URL; empty = not configured.
 SLACK_ACTIONS = {"WEBHOOK_URL": env.str("SLACK_WEBHOOK_URL", default="")}

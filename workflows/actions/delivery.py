@@ -12,9 +12,9 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from backoffice.inserts import insert_unless_taken
 from workflows.actions.registry import ActionError
 from workflows.models import Delivery
 
@@ -27,13 +27,9 @@ def delivery_claim(*, kind: str, idempotency_key: str, in_progress_seconds: floa
     another attempt may be sending right now: that is a retryable error, not a second send.
     """
     now = timezone.now()
-    try:
-        with transaction.atomic():
-            return Delivery.objects.create(
-                kind=kind, idempotency_key=idempotency_key, claimed_at=now
-            )
-    except IntegrityError:
-        pass
+    delivery = Delivery(kind=kind, idempotency_key=idempotency_key, claimed_at=now)
+    if insert_unless_taken(delivery, unique=("kind", "idempotency_key")):
+        return delivery
     delivery = Delivery.objects.get(kind=kind, idempotency_key=idempotency_key)
     if delivery.status == Delivery.Status.SENT:
         return delivery

@@ -1,11 +1,14 @@
-"""Committed events -> runs of every matching active workflow.
+"""Events -> runs of every matching active workflow, one run per (workflow, event).
 
-`on_event_committed` is a `BILLING_EVENT_SUBSCRIBERS` entry: billing calls it with the event id
-after the event's transaction commits. In one transaction it marks the event dispatched (a
-conditional UPDATE: a second delivery finds it done and creates nothing), creates one run per
-matching workflow (the `run_unique_workflow_event` constraint backs this up) and enqueues them
-(the ORM broker joins the transaction). If the process dies before that commits, the sweep
-finds the event still undispatched and does it again.
+`dispatch_recorded_event` is the `BILLING_EVENT_DISPATCHER`: billing calls it inside the
+transaction that records the event, so the runs and their queue messages (the ORM broker joins
+the transaction) commit with the event or not at all, and the event is stored already marked
+dispatched. With Redis as broker the enqueue waits for the commit (`run_enqueue`).
+
+`event_dispatch(event_id=...)` dispatches an event recorded without a dispatcher (the sweep
+finds those by their empty `dispatched_at`): in one transaction a conditional UPDATE marks it
+dispatched (a second delivery finds it done and creates nothing), and the runs are created;
+the `run_unique_workflow_event` constraint backs this up.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from django.utils import timezone
 
 from billing.events import event_envelope
 from billing.models import Event
-from workflows.definitions import version_definition
+from workflows.definitions import shared_definition
 from workflows.engine.conditions import evaluate
 from workflows.engine.queue import run_enqueue
 from workflows.models import Run, Workflow, WorkflowVersion
@@ -29,9 +32,9 @@ logger = logging.getLogger(__name__)
 RECURSION_LIMIT = 2
 
 
-def on_event_committed(event_id: str) -> list[int]:
-    """Dispatch one committed event; returns the ids of the runs it created."""
-    return event_dispatch(event_id=event_id)
+def dispatch_recorded_event(event: Event) -> list[int]:
+    """Create the runs of an event being recorded, in its transaction; returns their ids."""
+    return _create_runs(event, timezone.now(), guard_duplicates=False)
 
 
 def _matches_scope(scope: str, event: Event) -> bool:
@@ -56,7 +59,7 @@ def matching_workflows(event: Event, envelope: dict) -> list[Workflow]:
         version = workflow.published_version
         if not _matches_scope(version.trigger_accounts, event):
             continue
-        conditions = version_definition(version)["trigger"].get("conditions")
+        conditions = shared_definition(version)["trigger"].get("conditions")
         try:
             accepted = evaluate(conditions, {"trigger": envelope})
         except Exception:
@@ -89,42 +92,50 @@ def recursion_error(workflow: Workflow, chain: list) -> dict | None:
 
 
 def event_dispatch(*, event_id: str) -> list[int]:
+    """Dispatch an event recorded without a dispatcher; a repeat creates nothing."""
     now = timezone.now()
-    created: list[int] = []
     with transaction.atomic():
         # The conditional update is the guard: whoever flips dispatched_at creates the runs;
         # a concurrent or later delivery waits on the row lock, then updates nothing.
         if not Event.objects.filter(pk=event_id, dispatched_at__isnull=True).update(
             dispatched_at=now
         ):
-            return created
+            return []
         event = Event.objects.select_related("environment").get(pk=event_id)
-        envelope = event_envelope(event)
-        chain = list(event.cause_chain or [])
-        for workflow in matching_workflows(event, envelope):
-            error = recursion_error(workflow, chain)
-            run = Run(
-                environment_id=event.environment_id,
-                workflow=workflow,
-                version=workflow.published_version,
-                trigger_kind=Run.TriggerKind.EVENT,
-                event=event,
-                trigger=envelope,
-                cause_chain=chain,
-            )
-            if error is not None:
-                run.status = Run.Status.FAILED
-                run.error = error
-                run.stop_reason = error["message"]
-                run.finished_at = now
+        return _create_runs(event, now, guard_duplicates=True)
+
+
+def _create_runs(event: Event, now, *, guard_duplicates: bool) -> list[int]:
+    created: list[int] = []
+    envelope = event_envelope(event)
+    chain = list(event.cause_chain or [])
+    for workflow in matching_workflows(event, envelope):
+        error = recursion_error(workflow, chain)
+        run = Run(
+            environment_id=event.environment_id,
+            workflow=workflow,
+            version=workflow.published_version,
+            trigger_kind=Run.TriggerKind.EVENT,
+            event=event,
+            trigger=envelope,
+            cause_chain=chain,
+        )
+        if error is not None:
+            run.status = Run.Status.FAILED
+            run.error = error
+            run.stop_reason = error["message"]
+            run.finished_at = now
+        if guard_duplicates:
             try:
                 with transaction.atomic():
                     run.save()
             except IntegrityError:
                 continue  # this (workflow, event) already has its run
-            if error is None:
-                run_enqueue(run.pk)
-            else:
-                notify_run_failed(run.pk)
-            created.append(run.pk)
+        else:
+            run.save()  # a new event has no runs yet
+        if error is None:
+            run_enqueue(run.pk)
+        else:
+            notify_run_failed(run.pk)
+        created.append(run.pk)
     return created

@@ -41,7 +41,7 @@ from billing.events import event_cause
 from billing.provider import use_up_fault_after_rollback
 from workflows.actions import registry
 from workflows.actions.registry import Action, ActionContext, ActionError, StepSkipped
-from workflows.definitions import version_definition
+from workflows.definitions import shared_definition
 from workflows.engine.conditions import evaluate
 from workflows.engine.faults import fault_point
 from workflows.engine.leases import lease_defer, lease_fence, lease_finish, worker_id
@@ -113,7 +113,7 @@ def run_execute(*, run_id: int, owner: str | None = None) -> str:
         account=run.event.account if run.event_id else None,
     )
     try:
-        _walk(ex, version_definition(run.version)["steps"], "")
+        _walk(ex, shared_definition(run.version)["steps"], "")
     except _Ended:
         return Run.objects.filter(pk=run_id).values_list("status", flat=True).first() or ""
     if lease_finish(run_id=run.pk, owner=owner, status=Run.Status.SUCCEEDED, path=ex.path):

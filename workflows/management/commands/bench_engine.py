@@ -226,8 +226,8 @@ class Command(BaseCommand):
 
     def _customers(self, environment: Environment, count: int, tag: str) -> list[str]:
         """Customers whose `customer.created` events are not dispatched yet; their event ids."""
-        subscribers = settings.BILLING_EVENT_SUBSCRIBERS
-        settings.BILLING_EVENT_SUBSCRIBERS = []
+        dispatcher = settings.BILLING_EVENT_DISPATCHER
+        settings.BILLING_EVENT_DISPATCHER = ""
         try:
             ids = [
                 billing.customer_create(
@@ -236,7 +236,7 @@ class Command(BaseCommand):
                 for i in range(count)
             ]
         finally:
-            settings.BILLING_EVENT_SUBSCRIBERS = subscribers
+            settings.BILLING_EVENT_DISPATCHER = dispatcher
         return list(
             Event.objects.filter(type="customer.created", object_id__in=ids)
             .order_by("created")
