@@ -4,6 +4,7 @@
 
     http_server.script(503, 503, 200)          # next three answers; then `default`
     http_server.script(Reply(307, headers={"Location": "http://elsewhere.test/"}))
+    http_server.script(Reply(200, delay=3))    # answers 3 s late (past a client's timeout)
     http_server.hang = True                    # answers nothing until the test ends
     http_server.url("/hooks/billing")          # http://127.0.0.1:PORT/hooks/billing
     http_server.requests                       # what it received: method, path, headers, body
@@ -13,6 +14,7 @@ Worker subprocesses can call it too: it listens on a real port for the whole tes
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections import deque
@@ -30,6 +32,8 @@ class Reply:
     status: int = 200
     body: bytes | str | dict | list = b""
     headers: dict[str, str] = field(default_factory=dict)
+    # Seconds to sleep before answering: a target slower than the caller's timeout.
+    delay: float = 0.0
 
     def encoded(self) -> tuple[bytes, str]:
         if isinstance(self.body, dict | list):
@@ -103,14 +107,18 @@ class ScriptedServer:
                 if reply is None:
                     server.released.wait(HANG_LIMIT_SECONDS)
                     return
+                if reply.delay:
+                    server.released.wait(min(reply.delay, HANG_LIMIT_SECONDS))
                 body, content_type = reply.encoded()
-                self.send_response(reply.status)
-                headers = {"Content-Type": content_type, **reply.headers}
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                # A late answer may find the caller gone (it timed out): nothing to report.
+                with contextlib.suppress(ConnectionError):
+                    self.send_response(reply.status)
+                    headers = {"Content-Type": content_type, **reply.headers}
+                    for name, value in headers.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
 
             do_GET = do_POST = do_PUT = _answer  # noqa: N815 (http.server's names)
 
