@@ -1,4 +1,4 @@
-"""`/api/v1/runs`: list with filters, retrieve with steps, restart and cancel.
+"""`/api/v1/runs`: list with filters, retrieve with steps, restart and cancel (audited).
 
 Runs are made and executed by the real engine in this process (`run_execute`, what a worker's
 task calls), so the API shows what the engine recorded.
@@ -12,11 +12,12 @@ import pytest
 from django.test import TestCase
 from django.utils import timezone
 
+from billing.api_keys import api_key_create
 from billing.models import Event
 from tests import factories
-from tests.api_client import api_for, error_of
+from tests.api_client import Api, api_for, error_of
 from workflows.engine.executor import run_execute
-from workflows.models import Run
+from workflows.models import Run, RunAudit
 from workflows.runs import run_start_manual
 
 TAG = {
@@ -271,3 +272,85 @@ def test_it_answers_405_for_a_get_on_restart_or_cancel(live, tagging):
         assert response.status_code == 405
         assert error_of(response)["code"] == "method_not_allowed"
     assert Run.objects.get(pk=run.pk).status == "failed"
+
+
+# --- the audit log: API restarts and cancels name their key -------------------------------
+
+
+def _key(environment, role: str = "developer", name: str = "ops bot"):
+    key, raw = api_key_create(environment=environment, name=name, role=role)
+    return key, Api(raw)
+
+
+def test_an_api_restart_is_audited_with_its_key(live, tagging):
+    run = _executed(_run(tagging, "cus_missing"))
+    key, api = _key(live, "account_manager")
+
+    assert api.post(f"/runs/{run.pk}/restart").status_code == 200
+
+    audit = RunAudit.objects.get(run=run)
+    assert (audit.action, audit.api_key, audit.user) == (RunAudit.Action.RESTART, key, None)
+    assert audit.actor == f"API key ops bot ({key.prefix}…, Live)"
+
+
+def test_an_api_cancel_is_audited_with_its_key_and_names_it_as_the_canceller(live, tagging):
+    run = _run(tagging, "cus_1")
+    key, api = _key(live)
+
+    body = api.post(f"/runs/{run.pk}/cancel").json()
+
+    assert body["status"] == "canceled"
+    assert body["stop_reason"] == f"Canceled by API key ops bot ({key.prefix}…, Live)."
+    audit = RunAudit.objects.get(run=run)
+    assert (audit.action, audit.api_key, audit.user) == (RunAudit.Action.CANCEL, key, None)
+
+
+def test_a_replayed_restart_is_audited_once(live, tagging):
+    run = _executed(_run(tagging, "cus_missing"))
+    _, api = _key(live)
+
+    api.post(f"/runs/{run.pk}/restart", idempotency_key="r-1")
+    again = api.post(f"/runs/{run.pk}/restart", idempotency_key="r-1")
+
+    assert again["Idempotent-Replayed"] == "true"
+    assert RunAudit.objects.filter(run=run).count() == 1
+
+
+@pytest.mark.parametrize("role", ["viewer", "support"])
+def test_a_key_whose_role_may_not_manage_runs_writes_no_audit(live, tagging, role):
+    failed = _executed(_run(tagging, "cus_missing"))
+    pending = _run(tagging, "cus_1")
+    _, api = _key(live, role)
+
+    assert api.post(f"/runs/{failed.pk}/restart").status_code == 403
+    assert api.post(f"/runs/{pending.pk}/cancel").status_code == 403
+
+    assert not RunAudit.objects.exists()
+
+
+def test_another_environments_key_writes_no_audit(live, sandbox, tagging):
+    failed = _executed(_run(tagging, "cus_missing"))
+    pending = _run(tagging, "cus_1")
+    _, api = _key(sandbox)
+
+    assert api.post(f"/runs/{failed.pk}/restart").status_code == 404
+    assert api.post(f"/runs/{pending.pk}/cancel").status_code == 404
+
+    assert not RunAudit.objects.exists()
+    assert Run.objects.get(pk=pending.pk).status == "pending"
+
+
+def test_a_run_in_the_wrong_state_answers_the_error_envelope_and_writes_no_audit(live, tagging):
+    pending = _run(tagging, "cus_1")
+    _, api = _key(live)
+
+    restart = api.post(f"/runs/{pending.pk}/restart")
+    api.post(f"/runs/{pending.pk}/cancel")
+    cancel_again = api.post(f"/runs/{pending.pk}/cancel")
+
+    assert restart.status_code == cancel_again.status_code == 400
+    assert error_of(restart)["type"] == "invalid_request_error"
+    assert "only failed runs restart" in error_of(restart)["message"]
+    assert "only pending or running runs" in error_of(cancel_again)["message"]
+    # Only the one cancel that happened is in the log.
+    assert list(RunAudit.objects.values_list("action", flat=True)) == [RunAudit.Action.CANCEL]

@@ -10,7 +10,9 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from billing.api_keys import api_key_create
 from tests import factories
+from tests.api_client import Api
 from workflows.actions import registry
 from workflows.engine.executor import run_execute
 from workflows.models import Run, RunAudit, StepRun
@@ -236,6 +238,20 @@ def test_it_shows_the_audit_log_on_the_run_page(cast, failed_run):
     audit = body.split('id="run-audit"')[1].split("</table>")[0]
     assert "Restart" in audit
     assert "mona" in audit
+
+
+def test_the_audit_log_names_the_api_key_of_an_api_restart(cast, live, failed_run):
+    key, raw = api_key_create(environment=live, name="<ops> bot", role="developer")
+    assert Api(raw).post(f"/runs/{failed_run.pk}/restart").status_code == 200
+
+    response = client_for(cast["vic"]).get(reverse("runs:detail", args=[failed_run.pk]))
+
+    assert response.status_code == 200
+    audit = response.content.decode().split('id="run-audit"')[1].split("</table>")[0]
+    row = audit.split('class="bf-audit-restart"')[1].split("</tr>")[0]
+    # Named by key, prefix and environment, and escaped like any other text.
+    assert f"API key &lt;ops&gt; bot ({key.prefix}…, Live)" in row
+    assert "the system" not in row
 
 
 def test_it_answers_an_htmx_restart_with_the_new_run_body(cast, failed_run):

@@ -2,7 +2,8 @@
 
 Same keys, errors and idempotency as the billing resources (`config.api_support`): every lookup
 is scoped to the key's environment (another environment's workflow or run is a 404), every write
-goes through `workflows.services` or `workflows.runs`, and POSTs honour `Idempotency-Key`.
+goes through `workflows.services` or `workflows.runs` (restart and cancel through
+`workflows.audit`, so the run's history names the API key), and POSTs honour `Idempotency-Key`.
 docs/api-workflows.md shows the requests and answers.
 """
 
@@ -21,6 +22,7 @@ from billing.errors import InvalidRequestError, NotFoundError
 from config.api_support import KeyAuth, idempotent, paginate
 from workflows import runs as run_services
 from workflows import services
+from workflows.audit import run_cancel_audited, run_restart_audited
 from workflows.models import Run, StepRun, Workflow
 from workflows.validation import DefinitionInvalid, ValidationError
 
@@ -346,7 +348,9 @@ def run_restart(request: HttpRequest, run_id: int) -> HttpResponse:
     run = _run(request, run_id)
     return idempotent(
         request,
-        lambda key: run_json(_service(lambda: run_services.run_restart(run=run)), steps=True),
+        lambda key: run_json(
+            _service(lambda: run_restart_audited(run=run, api_key=request.auth)), steps=True
+        ),
     )
 
 
@@ -355,5 +359,7 @@ def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
     run = _run(request, run_id)
     return idempotent(
         request,
-        lambda key: run_json(_service(lambda: run_services.run_cancel(run=run)), steps=True),
+        lambda key: run_json(
+            _service(lambda: run_cancel_audited(run=run, api_key=request.auth)), steps=True
+        ),
     )

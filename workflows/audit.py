@@ -1,4 +1,4 @@
-"""Audited run transitions for the inspector: restart, bulk restart, cancel.
+"""Audited run transitions for the inspector and the API: restart, bulk restart, cancel.
 
 Each wraps the engine's transition (`workflows.runs`) and writes its RunAudit row in the same
 transaction, so the log never shows a restart that did not happen (or misses one that did).
@@ -16,8 +16,8 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.db.models.fields.json import KeyTextTransform
 
-from billing.models import Environment
-from workflows.models import Run, RunAudit
+from billing.models import ApiKey, Environment
+from workflows.models import Run, RunAudit, api_key_actor
 from workflows.runs import run_cancel, run_restart, run_restart_preview
 from workflows.selectors import RunFilters, runs_filtered
 from workflows.services import WorkflowStateError
@@ -27,26 +27,36 @@ BULK_BATCH_SIZE = 100
 BULK_MAX_RUNS = 1000
 
 
-def run_audit_record(*, run: Run, action: str, user: Any = None, note: str = "") -> RunAudit:
+def run_audit_record(
+    *, run: Run, action: str, user: Any = None, api_key: ApiKey | None = None, note: str = ""
+) -> RunAudit:
     return RunAudit.objects.create(
         run=run,
         action=action,
         user=user if getattr(user, "pk", None) else None,
+        api_key=api_key,
         note=note[:500],
     )
 
 
-def run_restart_audited(*, run: Run, user: Any, note: str = "") -> Run:
+def run_restart_audited(
+    *, run: Run, user: Any = None, api_key: ApiKey | None = None, note: str = ""
+) -> Run:
+    """Restart `run` on behalf of a back-office `user` or, through the API, of `api_key`."""
     with transaction.atomic():
         restarted = run_restart(run=run, user=user)
-        run_audit_record(run=restarted, action=RunAudit.Action.RESTART, user=user, note=note)
+        run_audit_record(
+            run=restarted, action=RunAudit.Action.RESTART, user=user, api_key=api_key, note=note
+        )
     return restarted
 
 
-def run_cancel_audited(*, run: Run, user: Any) -> Run:
+def run_cancel_audited(*, run: Run, user: Any = None, api_key: ApiKey | None = None) -> Run:
+    """Cancel `run` on behalf of a back-office `user` or, through the API, of `api_key`."""
     with transaction.atomic():
-        canceled = run_cancel(run=run, user=user)
-        run_audit_record(run=canceled, action=RunAudit.Action.CANCEL, user=user)
+        by = api_key_actor(api_key) if api_key is not None else ""
+        canceled = run_cancel(run=run, user=user, by=by)
+        run_audit_record(run=canceled, action=RunAudit.Action.CANCEL, user=user, api_key=api_key)
     return canceled
 
 

@@ -8,7 +8,7 @@ from django.db.models import F, Q
 from django.db.models.fields.json import KeyTextTransform
 from django.utils import timezone
 
-from billing.models import Environment, Event
+from billing.models import ApiKey, Environment, Event
 
 
 class Workflow(models.Model):
@@ -361,8 +361,13 @@ class Delivery(models.Model):
         return f"{self.kind} {self.idempotency_key} ({self.status})"
 
 
+def api_key_actor(api_key: ApiKey) -> str:
+    """An API key named as the actor of a run transition (no user acts through the API)."""
+    return f"API key {api_key.name} ({api_key.prefix}…, {api_key.environment})"
+
+
 class RunAudit(models.Model):
-    """Who started, restarted or canceled a run, and when (shown on the run page)."""
+    """Who (a user or an API key) started, restarted or canceled a run, and when (run page)."""
 
     class Action(models.TextChoices):
         START = "start"
@@ -375,6 +380,10 @@ class RunAudit(models.Model):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Set instead of `user` when the action came through the API (a key has no user).
+    api_key = models.ForeignKey(
+        ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     at = models.DateTimeField(default=timezone.now)
     # Free text: the bulk restart's filter, a reason.
     note = models.CharField(max_length=500, blank=True)
@@ -384,6 +393,13 @@ class RunAudit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} run {self.run_id}"
+
+    @property
+    def actor(self) -> str:
+        """Who did it, for the run page's history."""
+        if self.api_key is not None:
+            return api_key_actor(self.api_key)
+        return getattr(self.user, "get_username", lambda: "")() or "the system"
 
 
 class NotificationSubscription(models.Model):

@@ -195,9 +195,12 @@ def run_restart_preview(*, run: Run) -> list[dict]:
     return preview
 
 
-def run_cancel(*, run: Run, user: Any = None) -> Run:
-    """Cancel a pending or running run; a running executor stops before its next step."""
-    who = getattr(user, "get_username", lambda: "")() or "the system"
+def run_cancel(*, run: Run, user: Any = None, by: str = "") -> Run:
+    """Cancel a pending or running run; a running executor stops before its next step.
+
+    `by` names the canceller when it is not a user (an API key) for the stop reason.
+    """
+    who = by or getattr(user, "get_username", lambda: "")() or "the system"
     with transaction.atomic():
         canceled = Run.objects.filter(
             pk=run.pk, status__in=[Run.Status.PENDING, Run.Status.RUNNING]

@@ -214,7 +214,11 @@ def run_step_runs(*, run: Run) -> list[StepRun]:
 
 
 def run_audits(*, run: Run) -> list[RunAudit]:
-    return list(RunAudit.objects.filter(run=run).select_related("user").order_by("at", "id"))
+    return list(
+        RunAudit.objects.filter(run=run)
+        .select_related("user", "api_key__environment")
+        .order_by("at", "id")
+    )
 
 
 def run_chain(*, environment: Environment, run: Run) -> list[dict]:
