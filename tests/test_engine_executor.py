@@ -372,6 +372,30 @@ BIG_PAYMENTS = {
 }
 
 
+def test_it_caps_the_total_iterations_of_nested_loops(live, alice, settings):
+    from workflows.runs import run_start_manual
+
+    settings.BILLFLOW = {**settings.BILLFLOW, "RUN_MAX_ITERATIONS": 8}
+    customer = factories.customer(live)
+    subscriptions_for(live, customer, 3)
+    outer = loop_definition(page_size=10)
+    inner = {**outer["steps"][0], "id": "again"}  # 3 x 3 = 9 body iterations, + 3 outer > 8
+    outer["steps"][0]["steps"] = [inner]
+    workflow = factories.workflow_active(live, outer, alice)
+
+    run = run_start_manual(workflow=workflow, input={"customer": customer.pk}, user=alice)
+    drain()
+    run.refresh_from_db()
+
+    assert run.status == Run.Status.FAILED
+    assert run.error["type"] == "run_iteration_cap"
+    assert (run.error["step"], run.error["iteration"]) == ("again", "1")
+    assert "limit of 8" in run.error["message"]
+    # The first inner loop ran in full; nothing of the refused one did.
+    marks = StepRun.objects.filter(run=run, step_id="mark").values_list("iteration", flat=True)
+    assert sorted(marks) == ["0.0", "0.1", "0.2"]
+
+
 def test_it_emails_the_team_for_large_usd_payments(live, alice, mona):
     factories.workflow_active(live, BIG_PAYMENTS, alice)
     customer = factories.customer(live)

@@ -161,6 +161,8 @@ BILLFLOW = {
     "RETRY_MAX_SECONDS": env.float("BILLFLOW_RETRY_MAX_SECONDS", default=300.0),
     "LEASE_SECONDS": env_int("BILLFLOW_LEASE_SECONDS", default=60, minimum=5),
     "FOREACH_MAX_ITEMS": env_int("BILLFLOW_FOREACH_MAX_ITEMS", default=1000, minimum=1),
+    # All loop iterations of one run, nested loops included (each loop has its own cap too).
+    "RUN_MAX_ITERATIONS": env_int("BILLFLOW_RUN_MAX_ITERATIONS", default=10000, minimum=1),
     "HTTP_ALLOWED_HOSTS": env.list("BILLFLOW_HTTP_ALLOWED_HOSTS", default=[]),
     "HTTP_SIGNING_SECRET": env.str("BILLFLOW_HTTP_SIGNING_SECRET", default=SECRET_KEY),
     "HTTP_TIMEOUT_SECONDS": env.float("BILLFLOW_HTTP_TIMEOUT_SECONDS", default=10.0),

@@ -80,6 +80,8 @@ class _Execution:
     # The cause chain events recorded by our steps carry: the run's own chain plus this run.
     chain: list
     account: object = None
+    # Loop iterations this execution has walked, nested loops included (see _check_total).
+    iterations: int = 0
 
 
 def step_idempotency_key(run_id: int, step_id: str, iteration: str) -> str:
@@ -249,6 +251,7 @@ def _foreach_step(ex: _Execution, step: dict, iteration: str) -> None:
 
             def gather(ctx: ActionContext, params: dict) -> dict:
                 items = _page_through(step["id"], action, ctx, params, cap)
+                _check_total(ex, step["id"], len(items))
                 return {"items": items, "count": len(items)}
 
             template: object = step.get("params") or {}
@@ -257,11 +260,13 @@ def _foreach_step(ex: _Execution, step: dict, iteration: str) -> None:
 
             def gather(ctx: ActionContext, params: object) -> dict:
                 items = _check_items(step["id"], params, cap)
+                _check_total(ex, step["id"], len(items))
                 return {"items": items, "count": len(items)}
 
             template = step.get("items")
         output = _attempts(ex, step["id"], iteration, template, gather, action)
         items = output["items"]
+    ex.iterations += len(items)
     _set_output(ex, step["id"], {"items": items, "count": len(items)})
     outer_item = ex.context.get("item")
     try:
@@ -273,6 +278,17 @@ def _foreach_step(ex: _Execution, step: dict, iteration: str) -> None:
             ex.context.pop("item", None)
         else:
             ex.context["item"] = outer_item
+
+
+def _check_total(ex: _Execution, step_id: str, count: int) -> None:
+    """Nested loops multiply: each loop is capped, and so is the run's total of iterations."""
+    limit = settings.BILLFLOW["RUN_MAX_ITERATIONS"]
+    if ex.iterations + count > limit:
+        raise ActionError(
+            f"Loop '{step_id}' would bring this run to {ex.iterations + count} loop iterations, "
+            f"more than the run's limit of {limit}; narrow the lists or split the workflow.",
+            type="run_iteration_cap",
+        )
 
 
 def _check_items(step_id: str, items: object, cap: int) -> list:
