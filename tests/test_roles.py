@@ -87,3 +87,31 @@ def test_it_gives_inactive_users_no_role(dave):
     dave.is_active = False
     dave.save()
     assert not can(dave, "billing.view")
+
+
+def test_the_auth_backend_reads_the_role_with_the_user(
+    alice, dave, mona, sam, vic, olga, django_assert_num_queries
+):
+    from backoffice.auth_backend import RoleModelBackend
+
+    backend = RoleModelBackend()
+    for user in (alice, dave, mona, sam, vic, olga):
+        expected = role_of(user)  # from the user's groups
+        loaded = backend.get_user(user.pk)
+        with django_assert_num_queries(0):
+            assert role_of(loaded) == expected
+
+
+def test_the_auth_backend_takes_the_highest_of_several_groups(sam):
+    from backoffice.auth_backend import RoleModelBackend
+
+    sam.groups.add(Group.objects.get(name="Developer"), Group.objects.get(name="Viewer"))
+    assert role_of(RoleModelBackend().get_user(sam.pk)) == Role.DEVELOPER
+
+
+def test_the_auth_backend_refuses_inactive_users(dave):
+    from backoffice.auth_backend import RoleModelBackend
+
+    dave.is_active = False
+    dave.save()
+    assert RoleModelBackend().get_user(dave.pk) is None
