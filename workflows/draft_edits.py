@@ -24,16 +24,28 @@ from workflows.models import BranchPath, Condition, Step, Workflow, WorkflowVers
 from workflows.services import WorkflowLimitExceeded, WorkflowStateError
 
 
-def _locked_draft(workflow: Workflow, user: Any) -> tuple[Workflow, WorkflowVersion]:
-    """The workflow, locked, and its draft (a new draft of the published version if needed)."""
+def _lock(workflow: Workflow) -> Workflow:
     locked = Workflow.objects.select_for_update().get(pk=workflow.pk)
     if locked.deleted_at is not None:
         raise WorkflowStateError(f"Workflow {workflow.pk} is deleted", code="workflow_deleted")
-    draft = (
-        WorkflowVersion.objects.filter(pk=locked.draft_version_id).first()
-        if locked.draft_version_id
-        else None
-    )
+    return locked
+
+
+def _draft_row(locked: Workflow) -> WorkflowVersion | None:
+    if not locked.draft_version_id:
+        return None
+    return WorkflowVersion.objects.filter(pk=locked.draft_version_id).first()
+
+
+def _locked_draft(workflow: Workflow, user: Any) -> tuple[Workflow, WorkflowVersion]:
+    """The workflow, locked, and its draft (a new draft of the published version if needed)."""
+    locked = _lock(workflow)
+    return locked, _editable(locked, _draft_row(locked), user)
+
+
+def _editable(locked: Workflow, draft: WorkflowVersion | None, user: Any) -> WorkflowVersion:
+    """`draft`, or when there is none (or it was published) a new draft of the published
+    version, made the workflow's draft."""
     if draft is None or draft.is_published:
         if locked.published_version_id is None:
             raise WorkflowStateError("The workflow has no version to edit", code="no_version")
@@ -46,7 +58,7 @@ def _locked_draft(workflow: Workflow, user: Any) -> tuple[Workflow, WorkflowVers
         )
         locked.draft_version = draft
         locked.save(update_fields=["draft_version"])
-    return locked, draft
+    return draft
 
 
 def _touch(workflow: Workflow) -> None:
@@ -102,12 +114,14 @@ def draft_step_insert(
             f"This workflow has {draft.step_count} steps; the limit is {limit} (every action, "
             "condition, branch and loop counts, nested ones too). Remove a step first."
         )
-    taken = set(Step.objects.filter(version=draft).values_list("step_id", flat=True))
-    step = _renamed(step, taken)
+    # One read of the draft's steps answers everything below: the ids in use, the container,
+    # and how many siblings the new step gets.
+    rows = list(Step.objects.filter(version=draft))
+    step = _renamed(step, {row.step_id for row in rows})
     parent_path: BranchPath | None = None
     parent_loop: Step | None = None
     if parent:
-        container = Step.objects.filter(version=draft, step_id=parent).first()
+        container = next((row for row in rows if row.step_id == parent), None)
         if container is None:
             raise WorkflowStateError(f"There is no step '{parent}'", code="no_step")
         if container.type == Step.Type.BRANCH:
@@ -119,11 +133,20 @@ def draft_step_insert(
             parent_loop = container
         else:
             raise WorkflowStateError(f"Step '{parent}' holds no steps", code="no_body")
-    siblings = Step.objects.filter(version=draft, parent_path=parent_path, parent_loop=parent_loop)
-    position = max(0, min(position, siblings.count()))
-    siblings.filter(position__gte=position).update(position=F("position") + 1)
-    _save_steps([step], version=draft, parent_path=parent_path, parent_loop=parent_loop)
-    Step.objects.filter(version=draft, step_id=step["id"]).update(position=position)
+    path_id = parent_path.pk if parent_path else None
+    loop_id = parent_loop.pk if parent_loop else None
+    count = sum(1 for r in rows if r.parent_path_id == path_id and r.parent_loop_id == loop_id)
+    position = max(0, min(position, count))
+    Step.objects.filter(
+        version=draft, parent_path=parent_path, parent_loop=parent_loop, position__gte=position
+    ).update(position=F("position") + 1)
+    _save_steps(
+        [step],
+        version=draft,
+        parent_path=parent_path,
+        parent_loop=parent_loop,
+        first_position=position,
+    )
     WorkflowVersion.objects.filter(pk=draft.pk).update(step_count=F("step_count") + added)
     _touch(locked)
     return step
@@ -135,8 +158,21 @@ def draft_step_update(*, workflow: Workflow, step: dict, user: Any = None) -> No
 
     A loop's body and a branch's paths are not touched here: branches change through
     `workflow_update` (their paths are structure)."""
-    locked, draft = _locked_draft(workflow, user)
-    row = Step.objects.filter(version=draft, step_id=step["id"]).first()
+    locked = _lock(workflow)
+    # The step's row and its version in one query; the version is the draft unless it was
+    # published (or there is no draft), and then a new draft is made first.
+    row = (
+        Step.objects.select_related("version")
+        .filter(version_id=locked.draft_version_id, step_id=step["id"])
+        .first()
+        if locked.draft_version_id
+        else None
+    )
+    if row is not None and not row.version.is_published:
+        draft = row.version
+    else:  # rare: no draft, a published one, or no such step
+        draft = _editable(locked, _draft_row(locked), user)
+        row = Step.objects.filter(version=draft, step_id=step["id"]).first()
     if row is None:
         raise WorkflowStateError(f"There is no step '{step['id']}'", code="no_step")
     if row.type != step.get("type") or row.type == Step.Type.BRANCH:

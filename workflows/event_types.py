@@ -8,6 +8,7 @@ They mirror `billing.snapshots` (tests/test_workflow_event_types.py keeps them i
 from __future__ import annotations
 
 import copy
+import functools
 from typing import Any
 
 _ADDRESS = {
@@ -286,6 +287,13 @@ def has_previous_attributes(event_type: str) -> bool:
 
 def sample_event(event_type: str) -> dict:
     """A sample Stripe envelope for `event_type` (a fresh copy)."""
+    return copy.deepcopy(shared_sample_event(event_type))
+
+
+@functools.cache
+def shared_sample_event(event_type: str) -> dict:
+    """The sample envelope of `event_type`, built once per process and shared: read it, never
+    change it. Validation looks a field up in it for every `{{ trigger.… }}` reference."""
     obj = copy.deepcopy(OBJECT_SAMPLES[EVENT_TYPES[event_type]])
     data: dict[str, Any] = {"object": obj}
     if has_previous_attributes(event_type):
@@ -311,7 +319,7 @@ def trigger_field_problem(event_type: str, path: list[str]) -> str:
     """
     if event_type not in EVENT_TYPES or not path:
         return ""
-    sample = sample_event(event_type)
+    sample = shared_sample_event(event_type)
     if path[0] not in sample:
         return f"'{path[0]}' is not a field of a {event_type} event"
     if path[0] != "data" or len(path) < 2:

@@ -50,7 +50,7 @@ def _trigger_fields(trigger: dict) -> list[Field]:
     out: list[Field] = []
     kind = trigger.get("type")
     if kind == "event" and event_types.is_known(str(trigger.get("event", ""))):
-        sample = event_types.sample_event(trigger["event"])
+        sample = event_types.shared_sample_event(trigger["event"])
         obj = sample["data"]["object"]
         # The object first: that is what operators reach for.
         for key, item in obj.items():

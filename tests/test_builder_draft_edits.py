@@ -1,0 +1,106 @@
+"""The builder's small edits on the draft's rows (workflows/draft_edits.py): a step inserted
+where it was asked for, its siblings shifted; the first edit after a publish makes a new draft
+and leaves the published version alone; edits of a missing step or another type are refused."""
+
+from __future__ import annotations
+
+import pytest
+
+from workflows import services
+from workflows.definitions import version_definition
+from workflows.draft_edits import draft_step_insert, draft_step_update
+from workflows.management.commands.bench_builder import twelve_step_definition
+from workflows.models import Step, Workflow
+from workflows.services import WorkflowStateError
+
+
+def _action(step_id: str) -> dict:
+    return {"id": step_id, "type": "action", "action": "customers.retrieve", "params": {}}
+
+
+def _ids(steps: list) -> list[str]:
+    return [step["id"] for step in steps]
+
+
+@pytest.fixture
+def workflow(live, mona, settings):
+    settings.BILLFLOW = {**settings.BILLFLOW, "MAX_STEPS_PER_WORKFLOW": 20}
+    return services.workflow_create(
+        environment=live, definition=twelve_step_definition(), created_by=mona
+    )
+
+
+def _draft(workflow: Workflow) -> dict:
+    workflow = Workflow.objects.get(pk=workflow.pk)
+    return version_definition(workflow.draft_version)
+
+
+def test_it_inserts_at_the_position_and_shifts_the_later_steps(workflow, mona):
+    draft_step_insert(workflow=workflow, step=_action("new"), position=2, user=mona)
+    definition = _draft(workflow)
+    assert _ids(definition["steps"]) == [
+        "fetch", "check", "new", "region", "each_sub", "tag_one", "tag_two", "tag_three"
+    ]  # fmt: skip
+    positions = Step.objects.filter(
+        version=workflow.draft_version, parent_path=None, parent_loop=None
+    ).values_list("position", flat=True)
+    assert sorted(positions) == list(range(8))
+    assert Workflow.objects.get(pk=workflow.pk).draft_version.step_count == 13
+
+
+def test_it_inserts_into_a_branch_path_and_a_loop_body(workflow, mona):
+    draft_step_insert(
+        workflow=workflow, step=_action("eu_first"), parent="region", path_index=1, position=0
+    )
+    draft_step_insert(workflow=workflow, step=_action("in_loop"), parent="each_sub", position=1)
+    steps = _draft(workflow)["steps"]
+    assert _ids(steps[2]["paths"][1]["steps"]) == ["eu_first", "tag_eu"]
+    assert _ids(steps[2]["paths"][0]["steps"]) == ["tag_na"]
+    assert _ids(steps[3]["steps"]) == ["active_only", "in_loop", "tag_sub"]
+
+
+def test_it_makes_the_inserted_id_unique_and_clamps_the_position(workflow, mona):
+    stored = draft_step_insert(workflow=workflow, step=_action("fetch"), position=99)
+    assert stored["id"] == "fetch_2"
+    assert _ids(_draft(workflow)["steps"])[-1] == "fetch_2"
+
+
+def test_it_refuses_a_container_that_holds_no_steps(workflow):
+    with pytest.raises(WorkflowStateError, match="holds no steps"):
+        draft_step_insert(workflow=workflow, step=_action("x"), parent="fetch", position=0)
+    with pytest.raises(WorkflowStateError, match="no such path"):
+        draft_step_insert(
+            workflow=workflow, step=_action("x"), parent="region", path_index=5, position=0
+        )
+
+
+def test_the_first_edit_after_a_publish_makes_a_new_draft(workflow, mona):
+    published = services.workflow_publish(workflow=workflow, published_by=mona)
+    workflow.refresh_from_db()
+    assert workflow.draft_version_id is None
+    changed = {**_action("tag_one"), "action": "customers.update", "params": {"customer": "cus"}}
+    draft_step_update(workflow=workflow, step=changed, user=mona)
+    workflow.refresh_from_db()
+    assert workflow.draft_version_id not in (None, published.pk)
+    draft = version_definition(workflow.draft_version)
+    assert draft["steps"][4]["params"] == {"customer": "cus"}
+    assert version_definition(published)["steps"][4]["params"] != {"customer": "cus"}
+
+
+def test_it_updates_a_condition_step(workflow, mona):
+    condition = {"all": [{"field": "trigger.data.object.name", "op": "exists"}]}
+    draft_step_update(
+        workflow=workflow, step={"id": "check", "type": "condition", "condition": condition}
+    )
+    assert _draft(workflow)["steps"][1]["condition"] == condition
+
+
+def test_it_refuses_a_missing_step_or_another_type(workflow):
+    with pytest.raises(WorkflowStateError, match="no step 'nope'"):
+        draft_step_update(workflow=workflow, step=_action("nope"))
+    with pytest.raises(WorkflowStateError, match="Only the settings"):
+        draft_step_update(
+            workflow=workflow, step={"id": "fetch", "type": "condition", "condition": None}
+        )
+    with pytest.raises(WorkflowStateError, match="Only the settings"):
+        draft_step_update(workflow=workflow, step={"id": "region", "type": "branch", "paths": []})
