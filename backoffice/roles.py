@@ -8,9 +8,6 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-from django.db.models import Case, OuterRef, QuerySet, Subquery, Value, When
-from django.db.models.functions import Coalesce
-
 
 class Role(IntEnum):
     NONE = 0
@@ -58,6 +55,10 @@ CAPABILITIES: dict[str, Role] = {
 }
 
 
+# The attribute of a user that carries the level of their highest role group, when read.
+ROLE_ANNOTATION = "billflow_role_level"
+
+
 def role_of(user) -> Role:
     if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
         return Role.NONE
@@ -65,7 +66,8 @@ def role_of(user) -> Role:
         return Role.ADMIN
     cached = getattr(user, "_billflow_role", None)
     if cached is None:
-        level = getattr(user, ROLE_ANNOTATION, None)  # read with the user (with_role_level)
+        # The auth backend reads the level with the user (backoffice/auth_backend.py).
+        level = getattr(user, ROLE_ANNOTATION, None)
         if level is not None:
             cached = Role(level)
         else:
@@ -73,28 +75,6 @@ def role_of(user) -> Role:
             cached = max((ROLE_BY_GROUP.get(name, Role.NONE) for name in names), default=Role.NONE)
         user._billflow_role = cached
     return cached
-
-
-ROLE_ANNOTATION = "billflow_role_level"
-
-
-def with_role_level(users: QuerySet) -> QuerySet:
-    """`users` with the level of each one's highest role group read in the same query (the
-    `ROLE_ANNOTATION` attribute that `role_of` uses): the back office's auth backend loads the
-    request's user this way, so a request does not spend a query on its groups."""
-    from django.contrib.auth.models import Group
-
-    level = Case(
-        *(When(name=name, then=Value(int(role))) for role, name in GROUP_NAMES.items()),
-        default=Value(int(Role.NONE)),
-    )
-    best = (
-        Group.objects.filter(user=OuterRef("pk"))
-        .annotate(level=level)
-        .order_by("-level")
-        .values("level")[:1]
-    )
-    return users.annotate(**{ROLE_ANNOTATION: Coalesce(Subquery(best), Value(int(Role.NONE)))})
 
 
 def role_has(role: Role, capability: str) -> bool:

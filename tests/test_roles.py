@@ -115,3 +115,10 @@ def test_the_auth_backend_refuses_inactive_users(dave):
     dave.is_active = False
     dave.save()
     assert RoleModelBackend().get_user(dave.pk) is None
+
+
+def test_the_auth_backend_finds_no_user_for_an_unknown_or_malformed_id(db):
+    from backoffice.auth_backend import RoleModelBackend
+
+    assert RoleModelBackend().get_user(999999) is None
+    assert RoleModelBackend().get_user("not-a-number") is None
