@@ -264,6 +264,61 @@ def test_a_target_hanging_past_the_timeout_is_retried_and_never_delivered_twice(
     audit_ledger(live, expect_failed=[dead_run], expect_runs=2)
 
 
+LEASE_NOT_RENEWED_BY_RETRIES = (
+    "workflows/engine/executor.py `_attempts`: inline retries never renew or check the run's "
+    "lease (only the success transaction's `lease_fence` does), so retries that outlast "
+    "LEASE_SECONDS let the sweep hand the run to a second worker while the first keeps "
+    "retrying; the first then rewrites the step (`_record_attempt_error`, `_start_attempt` are "
+    "not fenced) and sends again after the run ended"
+)
+
+
+@pytest.mark.xfail(strict=True, reason=LEASE_NOT_RENEWED_BY_RETRIES)
+def test_retries_that_outlast_the_lease_keep_the_run_on_one_worker(
+    transactional_db, live, alice, http_server, settings
+):
+    """The target answers 3 s late five times (timeout 2 s) and then in time; with a 5 s lease
+    the worker's inline retries take longer than the lease. One worker should keep the run
+    through its retries and succeed on the sixth attempt, every attempt recorded once."""
+    settings.BILLFLOW = {**settings.BILLFLOW, "HTTP_ALLOWED_HOSTS": ["127.0.0.1"]}
+    http_server.script(*[Reply(200, {"late": True}, delay=3)] * 5)
+    workflow = factories.workflow_active(
+        live, notify_partner("Slow", http_server.url("/slow")), alice
+    )
+    env = {
+        "BILLFLOW_HTTP_ALLOWED_HOSTS": "127.0.0.1",
+        "BILLFLOW_HTTP_TIMEOUT_SECONDS": "2",
+        "BILLFLOW_STEP_MAX_ATTEMPTS": "8",
+        "BILLFLOW_LEASE_SECONDS": "5",
+    }
+
+    with qclusters(count=1, workers=2, env=env):
+        run = run_start_manual(workflow=workflow, input={"note": "late"}, user=alice)
+        owners = set()
+        deadline = time.monotonic() + 60
+        while not finished(run)() and time.monotonic() < deadline:
+            sweep()  # the every-minute sweep, called often: it re-enqueues expired leases
+            owners.add(Run.objects.get(pk=run.pk).lease_owner)
+            time.sleep(0.3)
+        time.sleep(4)  # an attempt still in flight on a displaced worker would land now
+
+    run.refresh_from_db()
+    post = step_of(run, "post")
+    delivery = Delivery.objects.get(idempotency_key=post.idempotency_key)
+    observed = (
+        f"run {run.pk} {run.status} {run.error}; step {post.status} after {post.attempts} "
+        f"attempts, errors {[(e['attempt'], e['type']) for e in post.attempt_errors]}; "
+        f"delivery {delivery.status}; {len(http_server.requests)} requests; owners {owners}"
+    )
+    assert len(owners - {""}) == 1, observed
+    assert (run.status, post.status, delivery.status) == ("succeeded", "succeeded", "sent"), (
+        observed
+    )
+    assert [e["attempt"] for e in post.attempt_errors] == [1, 2, 3, 4, 5], observed
+    assert len(http_server.requests) == post.attempts == 6, observed
+    audit_ledger(live, expect_runs=1)
+
+
 # --- 3. a step that always kills its worker ----------------------------------------------------
 
 
