@@ -151,9 +151,9 @@ def test_retention_prune_covers_idempotency_records_and_task_failures(workflow, 
 
 
 def test_it_keeps_events_unless_an_event_retention_is_set(workflow, live, settings):
+    settings.BILLING_EVENT_DISPATCHER = ""  # events stay undispatched until marked below
     factories.customer(live)
     factories.customer(live)
-    # In a test transaction nothing commits, so the dispatch is recorded by hand.
     Event.objects.update(created=days_ago(40), dispatched_at=days_ago(40))
     pointed_at = Event.objects.order_by("id").first()
     factories.run_row(workflow, status="failed", created=days_ago(40))

@@ -233,8 +233,8 @@ def test_it_runs_payment_failure_and_schedules_the_retry(live, installed, team):
     run = run_of("payment_failed")
     assert run.status == Run.Status.SUCCEEDED
     assert list(steps_of(run)) == ["email_customer", "notify_team", "schedule_payment_retry"]
-    failed = [m for m in mail.outbox if m.to == ["jonas@example.com"]]
-    assert [m.subject for m in failed] == ["Your payment did not go through"]
+    failed = [m for m in mail.outbox if m.subject == "Your payment did not go through"]
+    assert [m.to for m in failed] == [["jonas@example.com"]]
     assert "42.00 EUR" in failed[0].body
     retry = PaymentRetry.objects.get()
     assert (retry.invoice_id, retry.attempt, retry.status) == (invoice.pk, 2, "scheduled")
