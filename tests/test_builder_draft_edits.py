@@ -5,6 +5,7 @@ and leaves the published version alone; edits of a missing step or another type 
 from __future__ import annotations
 
 import pytest
+from django.utils import timezone
 
 from workflows import services
 from workflows.definitions import version_definition
@@ -104,3 +105,18 @@ def test_it_refuses_a_missing_step_or_another_type(workflow):
         )
     with pytest.raises(WorkflowStateError, match="Only the settings"):
         draft_step_update(workflow=workflow, step={"id": "region", "type": "branch", "paths": []})
+
+
+def test_it_refuses_to_edit_a_deleted_workflow(workflow):
+    # Soft-deleted: runs still reference it (services.workflow_delete).
+    Workflow.objects.filter(pk=workflow.pk).update(deleted_at=timezone.now())
+    with pytest.raises(WorkflowStateError, match="deleted"):
+        draft_step_insert(workflow=workflow, step=_action("x"), position=0)
+    with pytest.raises(WorkflowStateError, match="deleted"):
+        draft_step_update(workflow=workflow, step=_action("fetch"))
+
+
+def test_an_edit_marks_the_workflow_updated(workflow):
+    before = Workflow.objects.get(pk=workflow.pk).updated
+    draft_step_update(workflow=workflow, step=_action("fetch"))
+    assert Workflow.objects.get(pk=workflow.pk).updated > before

@@ -42,14 +42,14 @@ def test_opening_the_canvas_costs_ten_queries(workflows, manager, django_assert_
     _each(workflows, django_assert_num_queries, 10, lambda base: manager.get(f"{base}/"))
 
 
-def test_adding_a_step_costs_sixteen_queries(workflows, manager, django_assert_num_queries):
+def test_adding_a_step_costs_fifteen_queries(workflows, manager, django_assert_num_queries):
     # The 7 of reading the workflow and its draft (as above, without the page's layout), then
-    # in a savepoint: lock, draft, its steps (ids in use, siblings), shift the later siblings,
-    # insert, step count, touch.
+    # in a savepoint: lock (and touch), draft, its steps (ids in use, siblings), shift the later
+    # siblings, insert, step count.
     _each(
         workflows,
         django_assert_num_queries,
-        16,
+        15,
         lambda base: manager.post(
             f"{base}/steps/add/",
             {"kind": "action", "action": "customers.update", "position": 1},
@@ -58,12 +58,12 @@ def test_adding_a_step_costs_sixteen_queries(workflows, manager, django_assert_n
     )
 
 
-def test_saving_a_step_costs_thirteen_queries(workflows, manager, django_assert_num_queries):
-    # The 7 of reading, then in a savepoint: lock, the step with its draft, update, touch.
+def test_saving_a_step_costs_twelve_queries(workflows, manager, django_assert_num_queries):
+    # The 7 of reading, then in a savepoint: lock (and touch), the step with its draft, update.
     _each(
         workflows,
         django_assert_num_queries,
-        13,
+        12,
         lambda base: manager.post(
             f"{base}/steps/tag_three/",
             {"p_customer": "{{ trigger.data.object.id }}", "p_metadata": "three = yes"},

@@ -24,45 +24,39 @@ from workflows.models import BranchPath, Condition, Step, Workflow, WorkflowVers
 from workflows.services import WorkflowLimitExceeded, WorkflowStateError
 
 
-def _lock(workflow: Workflow) -> Workflow:
-    locked = Workflow.objects.select_for_update().get(pk=workflow.pk)
-    if locked.deleted_at is not None:
+def _lock_and_touch(workflow: Workflow) -> None:
+    """Lock the workflow's row until the end of the transaction and mark it changed, in one
+    statement: the UPDATE's row lock also holds off the services' SELECT … FOR UPDATE."""
+    touched = Workflow.objects.filter(pk=workflow.pk, deleted_at__isnull=True).update(
+        updated=timezone.now()
+    )
+    if not touched:
         raise WorkflowStateError(f"Workflow {workflow.pk} is deleted", code="workflow_deleted")
-    return locked
 
 
-def _draft_row(locked: Workflow) -> WorkflowVersion | None:
-    if not locked.draft_version_id:
-        return None
-    return WorkflowVersion.objects.filter(pk=locked.draft_version_id).first()
+def _new_draft(workflow: Workflow, user: Any) -> WorkflowVersion:
+    """The draft to edit, read the long way (the workflow is locked): its draft, or when it has
+    none (or its draft was published) a new draft of the published version."""
+    locked = Workflow.objects.get(pk=workflow.pk)
+    draft = (
+        WorkflowVersion.objects.filter(pk=locked.draft_version_id).first()
+        if locked.draft_version_id
+        else None
+    )
+    if draft is not None and not draft.is_published:
+        return draft
+    if locked.published_version_id is None:
+        raise WorkflowStateError("The workflow has no version to edit", code="no_version")
+    from workflows.definitions import definition_to_rows
 
-
-def _locked_draft(workflow: Workflow, user: Any) -> tuple[Workflow, WorkflowVersion]:
-    """The workflow, locked, and its draft (a new draft of the published version if needed)."""
-    locked = _lock(workflow)
-    return locked, _editable(locked, _draft_row(locked), user)
-
-
-def _editable(locked: Workflow, draft: WorkflowVersion | None, user: Any) -> WorkflowVersion:
-    """`draft`, or when there is none (or it was published) a new draft of the published
-    version, made the workflow's draft."""
-    if draft is None or draft.is_published:
-        if locked.published_version_id is None:
-            raise WorkflowStateError("The workflow has no version to edit", code="no_version")
-        from workflows.definitions import definition_to_rows
-
-        published = WorkflowVersion.objects.get(pk=locked.published_version_id)
-        draft = definition_to_rows(
-            version=WorkflowVersion(workflow=locked, created_by=user),
-            definition=version_definition(published),
-        )
-        locked.draft_version = draft
-        locked.save(update_fields=["draft_version"])
+    published = WorkflowVersion.objects.get(pk=locked.published_version_id)
+    draft = definition_to_rows(
+        version=WorkflowVersion(workflow=locked, created_by=user),
+        definition=version_definition(published),
+    )
+    locked.draft_version = draft
+    locked.save(update_fields=["draft_version"])
     return draft
-
-
-def _touch(workflow: Workflow) -> None:
-    Workflow.objects.filter(pk=workflow.pk).update(updated=timezone.now())
 
 
 def unique_step_id(base: str, taken: set[str]) -> str:
@@ -106,7 +100,13 @@ def draft_step_insert(
 ) -> dict:
     """Insert `step` (its id is a hint: it is made unique) into the top-level list, a branch
     path (`parent` + `path_index`) or a loop body (`parent`). Returns the step as stored."""
-    locked, draft = _locked_draft(workflow, user)
+    _lock_and_touch(workflow)
+    # The workflow's current draft, read after the lock.
+    draft = WorkflowVersion.objects.filter(
+        workflow_id=workflow.pk, pk=F("workflow__draft_version_id")
+    ).first()
+    if draft is None or draft.is_published:
+        draft = _new_draft(workflow, user)
     limit = settings.BILLFLOW["MAX_STEPS_PER_WORKFLOW"]
     added = count_steps([step])
     if draft.step_count + added > limit:
@@ -148,7 +148,6 @@ def draft_step_insert(
         first_position=position,
     )
     WorkflowVersion.objects.filter(pk=draft.pk).update(step_count=F("step_count") + added)
-    _touch(locked)
     return step
 
 
@@ -158,20 +157,21 @@ def draft_step_update(*, workflow: Workflow, step: dict, user: Any = None) -> No
 
     A loop's body and a branch's paths are not touched here: branches change through
     `workflow_update` (their paths are structure)."""
-    locked = _lock(workflow)
-    # The step's row and its version in one query; the version is the draft unless it was
-    # published (or there is no draft), and then a new draft is made first.
+    _lock_and_touch(workflow)
+    # The step's row and the workflow's current draft in one query, read after the lock.
     row = (
         Step.objects.select_related("version")
-        .filter(version_id=locked.draft_version_id, step_id=step["id"])
+        .filter(
+            version__workflow_id=workflow.pk,
+            version_id=F("version__workflow__draft_version_id"),
+            step_id=step["id"],
+        )
         .first()
-        if locked.draft_version_id
-        else None
     )
     if row is not None and not row.version.is_published:
         draft = row.version
     else:  # rare: no draft, a published one, or no such step
-        draft = _editable(locked, _draft_row(locked), user)
+        draft = _new_draft(workflow, user)
         row = Step.objects.filter(version=draft, step_id=step["id"]).first()
     if row is None:
         raise WorkflowStateError(f"There is no step '{step['id']}'", code="no_step")
@@ -195,7 +195,6 @@ def draft_step_update(*, workflow: Workflow, step: dict, user: Any = None) -> No
         Condition.objects.filter(version=draft, step=row).delete()
         if step.get("condition") is not None:
             _save_tree(step["condition"], version=draft, step=row)
-    _touch(locked)
 
 
 def copy_step(step: dict, definition: dict) -> dict:
