@@ -44,3 +44,10 @@ def test_it_requires_a_secret_key_when_debug_is_off() -> None:
 def test_it_starts_with_good_values() -> None:
     result = _check_with(QUEUE_BROKER="redis", EMAIL_URL="smtp://127.0.0.1:2525")
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("variable", ["BILLFLOW_HTTP_TIMEOUT_SECONDS", "EMAIL_TIMEOUT_SECONDS"])
+def test_it_refuses_a_send_timeout_longer_than_half_the_lease(variable: str) -> None:
+    result = _check_with(**{variable: "40", "BILLFLOW_LEASE_SECONDS": "60"})
+    assert result.returncode != 0
+    assert f"{variable} (40 s) must be at most half of BILLFLOW_LEASE_SECONDS" in result.stderr

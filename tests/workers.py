@@ -73,6 +73,12 @@ def qclusters(count: int = 1, workers: int = 1, env: dict | None = None) -> Iter
         "Q_POLL": "0.02",
         **(env or {}),
     }
+    # Settings refuse send timeouts over half the lease: a short test lease shortens them too.
+    if env and "BILLFLOW_LEASE_SECONDS" in env:
+        half = str(int(env["BILLFLOW_LEASE_SECONDS"]) / 2)
+        for timeout in ("BILLFLOW_HTTP_TIMEOUT_SECONDS", "EMAIL_TIMEOUT_SECONDS"):
+            if timeout not in env:
+                environment[timeout] = half
     clusters: list[Cluster] = []
     try:
         for _ in range(count):

@@ -116,6 +116,8 @@ STATIC_ROOT = BASE_DIR / "var" / "static"
 
 for _key, _value in email_config().items():
     globals()[_key] = _value
+# An SMTP server that accepts and then hangs must not hold a step past its run's lease.
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT_SECONDS", default=10.0)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Billflow <billflow@localhost>")
 
 # --- Queue (django-q2). The database is the source of truth; the queue only says "look at N".
@@ -173,6 +175,18 @@ BILLFLOW = {
     "HEALTH_STUCK_GRACE_SECONDS": env_int("BILLFLOW_HEALTH_STUCK_GRACE_SECONDS", default=120),
     "HEALTH_EXPECTED_CLUSTERS": env_int("BILLFLOW_HEALTH_EXPECTED_CLUSTERS", default=1),
 }
+
+# One attempt of an e-mail or HTTP step must end well inside its run's lease, or the sweep
+# hands the run to a second worker while the first is still waiting for an answer.
+for _name, _timeout in (
+    ("BILLFLOW_HTTP_TIMEOUT_SECONDS", BILLFLOW["HTTP_TIMEOUT_SECONDS"]),
+    ("EMAIL_TIMEOUT_SECONDS", EMAIL_TIMEOUT),
+):
+    if _timeout * 2 > BILLFLOW["LEASE_SECONDS"]:
+        raise ImproperlyConfigured(
+            f"Environment variable {_name} ({_timeout:g} s) must be at most half of "
+            f"BILLFLOW_LEASE_SECONDS ({BILLFLOW['LEASE_SECONDS']} s)."
+        )
 
 # Called with each billing event inside the transaction that records it (billing/events.py):
 # the workflow engine creates the event's runs there, so they commit with the event.

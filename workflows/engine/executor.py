@@ -18,10 +18,11 @@ Per action step there are two round trips of our own around the action:
    (`transactional = False`: e-mail, HTTP) run before that transaction and rely on their own
    delivery record for "once".
 
-Retryable failures are retried with exponential backoff and jitter. A retry due within
-`INLINE_RETRY_SECONDS` sleeps inside the task (it keeps the lease); a later one gives the run
-back (`pending` with `next_attempt_at`) and the sweep enqueues it when it is due, so no worker
-sits idle for minutes.
+Retryable failures are retried with exponential backoff and jitter. A failed attempt is
+recorded under the fence, renewing the lease. A retry due within `INLINE_RETRY_SECONDS` (and
+within a quarter of the lease, so the renewed lease outlasts the wait and the next attempt)
+sleeps inside the task; a later one gives the run back (`pending` with `next_attempt_at`) and
+the sweep enqueues it when it is due, so no worker sits idle for minutes.
 """
 
 from __future__ import annotations
@@ -44,7 +45,13 @@ from workflows.actions.registry import Action, ActionContext, ActionError, StepS
 from workflows.definitions import shared_definition
 from workflows.engine.conditions import evaluate
 from workflows.engine.faults import fault_point
-from workflows.engine.leases import lease_defer, lease_fence, lease_finish, worker_id
+from workflows.engine.leases import (
+    lease_defer,
+    lease_fence,
+    lease_finish,
+    lease_seconds,
+    worker_id,
+)
 from workflows.engine.retry import error_details, retry_delay, step_max_attempts
 from workflows.engine.templating import resolve
 from workflows.models import Run, StepRun
@@ -398,10 +405,17 @@ def _attempts(
             _fail_step(ex, rec, details, params)
         delay = retry_delay(rec.attempts)
         due = timezone.now() + timedelta(seconds=delay)
-        _record_attempt_error(ex, rec, details, params, due)
-        if delay > INLINE_RETRY_SECONDS:
-            with transaction.atomic():
+        # Inline only while the renewed lease outlasts the wait with room for the next attempt;
+        # otherwise the sweep could hand the run to another worker while this one sleeps.
+        inline = delay <= min(INLINE_RETRY_SECONDS, lease_seconds() / 4)
+        with transaction.atomic():
+            # Fenced like a success: a worker whose lease was taken over records nothing more.
+            if not lease_fence(run_id=run.pk, owner=ex.owner, path=ex.path):
+                raise _Fenced
+            _record_attempt_error(ex, rec, details, params, due)
+            if not inline:
                 lease_defer(run_id=run.pk, owner=ex.owner, due=due, path=ex.path)
+        if not inline:
             raise _Ended
         time.sleep(delay)
 
