@@ -39,7 +39,14 @@ def test_it_prints_the_figures_and_loses_nothing(transactional_db):
         assert figure in text
     assert re.search(r"drain: backlog of \d+ runs drained in [\d.]+ s", text)
     assert "kill: none" in text
-    for table in ("database", "workflows_run", "workflows_steprun", "django_q_ormq"):
+    assert re.search(r"queue: \d+ messages still waiting", text)
+    for table in (
+        "database",
+        "workflows_run",
+        "workflows_steprun",
+        "billing_event",
+        "django_q_ormq",
+    ):
         assert re.search(rf"sizes \(MB\): {table}\s+[\d.]+\s+[\d.]+\s+[+-][\d.]+", text), table
     assert f"OK: nothing lost: {produced} events, {produced} runs" in text
     assert "FAILED" not in text

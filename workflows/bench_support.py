@@ -19,8 +19,9 @@ from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# The tables that hold run history and the queue; their growth is what retention bounds.
-RUN_TABLES = ("workflows_run", "workflows_steprun")
+# Run history (what retention bounds) and the events that start runs (kept: the audit trail);
+# the django_q_* tables are added to these.
+SIZED_TABLES = ("workflows_run", "workflows_steprun", "billing_event")
 
 
 def database_url() -> str:
@@ -101,7 +102,7 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 def table_sizes() -> dict[str, int]:
-    """Bytes of the whole database and of the run and django-q tables (PostgreSQL)."""
+    """Bytes of the whole database, the run and event tables and the django-q tables."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_database_size(current_database())")
         sizes = {"database": cursor.fetchone()[0]}
@@ -113,7 +114,7 @@ def table_sizes() -> dict[str, int]:
               AND (c.relname = ANY(%s) OR c.relname LIKE 'django\\_q\\_%%')
             ORDER BY c.relname
             """,
-            [list(RUN_TABLES)],
+            [list(SIZED_TABLES)],
         )
         sizes.update(dict(cursor.fetchall()))
     return sizes

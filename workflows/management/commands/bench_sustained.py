@@ -31,6 +31,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, connections
 from django.db.models import Max, Min
 from django.utils import timezone
+from django_q.brokers import get_broker
 
 from billing import services as billing
 from billing.models import Environment, Event
@@ -331,6 +332,7 @@ class Command(BaseCommand):
             production_end = time.time()
             unfinished_at_end = not_finished(load)
             drained = self._drain(load)
+            queue_left = get_broker().queue_size()
         finally:
             if supervisor is not None:
                 supervisor.stopping.set()
@@ -340,6 +342,9 @@ class Command(BaseCommand):
             raise CommandError(f"the supervisor failed: {supervisor.error!r}")
         sizes_end = table_sizes()
         self._report(load, producer, production_end, unfinished_at_end, drained)
+        # Duplicate messages (the sweep re-announces runs pending for over 30 s) that the
+        # clusters had not consumed yet; each would only find its run done.
+        self._say(f"queue: {queue_left} messages still waiting in the broker after the drain")
         self._report_sizes(sizes_start, sizes_end)
         problems = (
             []
