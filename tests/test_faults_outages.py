@@ -8,7 +8,7 @@ fault plays out in seconds; the engine code is the production code.
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -451,6 +451,8 @@ def test_after_a_scheduler_outage_each_schedule_runs_once_even_with_two_clusters
     assert len(runs) == 1
     assert runs[0].status == Run.Status.SUCCEEDED
     assert runs[0].trigger_kind == Run.TriggerKind.SCHEDULE
+    # The scheduler handed the task the overdue slot it was for.
+    assert datetime.fromisoformat(runs[0].trigger["schedule"]["slot"]) == missed_since
     assert Task.objects.filter(group=name).count() == 1
     schedule = Schedule.objects.get(name=name)
     # The missed slots were skipped: the next run is the first slot after the one that ran.

@@ -100,17 +100,34 @@ def run_start_manual(*, workflow: Workflow, input: Any, user: Any = None) -> Run
     return run
 
 
-def run_start_scheduled(*, workflow: Workflow) -> Run:
-    """A pending run of a scheduled workflow (called by its django-q schedule)."""
+def run_start_scheduled(*, workflow: Workflow, slot: str | None = None) -> Run:
+    """A pending run of a scheduled workflow (called by its django-q schedule).
+
+    `slot` is the schedule time the run is for. django-q delivers a task again when its worker
+    died before acknowledging it, so a second start for the same slot returns the first run
+    instead of starting another: each slot runs at most once.
+    """
     version = _startable_version(workflow, WorkflowVersion.TriggerType.SCHEDULE)
     now = timezone.now()
+    schedule = {"cron": version.trigger_cron, "at": now.isoformat()}
     with transaction.atomic():
+        if slot:
+            schedule["slot"] = slot
+            # Starts of one workflow take turns, so two deliveries cannot both miss the other.
+            list(Workflow.objects.select_for_update().filter(pk=workflow.pk).values("pk"))
+            existing = Run.objects.filter(
+                workflow=workflow,
+                trigger_kind=Run.TriggerKind.SCHEDULE,
+                trigger__schedule__slot=slot,
+            ).first()
+            if existing is not None:
+                return existing
         run = Run.objects.create(
             environment_id=workflow.environment_id,
             workflow=workflow,
             version=version,
             trigger_kind=Run.TriggerKind.SCHEDULE,
-            trigger={"schedule": {"cron": version.trigger_cron, "at": now.isoformat()}},
+            trigger={"schedule": schedule},
         )
         run_enqueue(run.pk)
     return run

@@ -332,5 +332,7 @@ def _sync_schedule(workflow: Workflow) -> None:
             "cron": version.trigger_cron,
             "repeats": -1,
             "next_run": _next_fire(version.trigger_cron),
+            # The task gets the slot's time, so a redelivered task cannot start it twice.
+            "intended_date_kwarg": "slot",
         },
     )

@@ -16,12 +16,14 @@ def run_execute(run_id: int) -> str:
     return status
 
 
-def start_scheduled_run(workflow_id: int) -> int | None:
-    """Called by the workflow's django-q schedule; a workflow no longer active is skipped."""
+def start_scheduled_run(workflow_id: int, slot: str | None = None) -> int | None:
+    """Called by the workflow's django-q schedule with the slot's time (its
+    `intended_date_kwarg`); a workflow no longer active is skipped, a slot already started
+    returns its run."""
     workflow = Workflow.objects.select_related("published_version").filter(pk=workflow_id).first()
     if workflow is None or workflow.status != Workflow.Status.ACTIVE:
         return None
-    return run_start_scheduled(workflow=workflow).pk
+    return run_start_scheduled(workflow=workflow, slot=slot).pk
 
 
 def sweep() -> dict:

@@ -29,7 +29,7 @@ ACCOUNT_SCOPES = ("platform", "connected", "all")
 MANUAL_INPUT_TYPES = ("string", "integer", "number", "boolean", "object", "list")
 # Fields of `run` in the run context (the executor builds it: docs/workflows.md).
 RUN_FIELDS = ("id", "workflow")
-# Fields of `trigger` for schedule runs: {"schedule": {"cron", "at"}}.
+# Fields of `trigger` for schedule runs: {"schedule": {"cron", "at", "slot"}}.
 SCHEDULE_TRIGGER_FIELDS = ("schedule",)
 MAX_CONDITION_DEPTH = 5
 # Nesting of the JSON itself (objects and lists): deep enough for every real workflow, shallow
