@@ -12,9 +12,14 @@ def environment(request) -> dict:
     from billing.models import Environment
 
     role = role_of(request.user)
+    # Read once by the middleware; read again only if the session's environment was just
+    # created (the first visit makes "live").
+    environments = getattr(request, "environments", None)
+    if environments is None or request.environment not in environments:
+        environments = Environment.objects.all()
     return {
         "current_environment": request.environment,
-        "environments": Environment.objects.all(),
+        "environments": environments,
         "current_role": role,
         "current_role_name": GROUP_NAMES.get(role, ""),
     }

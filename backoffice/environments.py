@@ -18,8 +18,13 @@ def live_environment() -> Environment:
     return env
 
 
-def environment_for_session(session) -> Environment:
+def environment_for_session(session, environments: list[Environment] | None = None) -> Environment:
+    """The session's environment (live when it chose none). With `environments` (all of them,
+    already read for the header's switcher) it is picked from those, without a query."""
     slug = session.get(SESSION_KEY)
+    if environments is not None:
+        by_slug = {env.slug: env for env in environments}
+        return by_slug.get(slug) or by_slug.get("live") or live_environment()
     if slug:
         env = Environment.objects.filter(slug=slug).first()
         if env is not None:

@@ -127,3 +127,17 @@ def test_it_stays_on_a_list_page_when_switching(client, vic, live, sandbox):
     next_url = reverse("admin:billing_invoice_changelist") + "?status__exact=open"
     response = client.post(SWITCH, {"environment": "sandbox", "next": next_url})
     assert response["Location"] == next_url
+
+
+def test_a_full_page_reads_the_environments_once(client, mona, live, sandbox):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.force_login(mona)
+    client.post("/environment/switch/", {"environment": sandbox.slug})
+    with CaptureQueriesContext(connection) as queries:
+        body = client.get("/admin/workflows/").content.decode()
+    reads = [q["sql"] for q in queries if 'FROM "billing_environment"' in q["sql"]]
+    assert len(reads) == 1
+    assert f'value="{sandbox.slug}" selected' in body  # the session's environment
+    assert f'value="{live.slug}"' in body  # and the others, in the switcher

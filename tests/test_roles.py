@@ -122,3 +122,26 @@ def test_the_auth_backend_finds_no_user_for_an_unknown_or_malformed_id(db):
 
     assert RoleModelBackend().get_user(999999) is None
     assert RoleModelBackend().get_user("not-a-number") is None
+
+
+def test_the_auth_backend_reads_all_permissions_in_one_query(
+    alice, mona, olga, django_assert_num_queries
+):
+    from django.contrib.auth.backends import ModelBackend
+    from django.contrib.auth.models import Permission, User
+
+    from backoffice.auth_backend import RoleModelBackend
+
+    olga.user_permissions.add(Permission.objects.get(codename="view_schedule"))
+    root = User.objects.create_superuser("root", "root@example.com", "pw")
+    backend = RoleModelBackend()
+    for user in (alice, mona, olga, root):
+        expected = ModelBackend().get_all_permissions(User.objects.get(pk=user.pk))
+        loaded = backend.get_user(user.pk)
+        with django_assert_num_queries(1):
+            assert backend.get_all_permissions(loaded) == expected
+            assert backend.get_all_permissions(loaded) == expected  # cached on the user
+    olga = backend.get_user(olga.pk)
+    assert backend.get_all_permissions(olga) == {"django_q.view_schedule"}
+    assert backend.has_module_perms(olga, "django_q")
+    assert not backend.has_module_perms(backend.get_user(mona.pk), "django_q")
