@@ -20,6 +20,7 @@ every effect happened once. Any miss is a FAILED line and a non-zero exit.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from contextlib import contextmanager
@@ -73,7 +74,7 @@ class Load:
 
     @property
     def since(self) -> datetime:
-        return datetime.fromtimestamp(self.started, tz=timezone.get_current_timezone())
+        return _at(self.started)
 
     def runs(self):
         """The runs of the produced events (the warm-up's are older)."""
@@ -113,7 +114,8 @@ def not_finished(load: Load) -> int:
 
 
 def _ms(seconds: float) -> str:
-    return f"{seconds * 1000:.0f}"
+    """Milliseconds, or "-" for a minute in which no run finished."""
+    return "-" if math.isnan(seconds) else f"{seconds * 1000:.0f}"
 
 
 def figures_line(values: list[float]) -> str:
