@@ -12,16 +12,21 @@ run to another worker within seconds.
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from aiosmtpd.controller import Controller
 from django.db import connection
 from django.utils import timezone
 from django_q.models import OrmQ
 
 from tests import factories
 from tests.ledger import audit_ledger
+from tests.smtp import SmtpServer, free_port
 from tests.workers import qclusters, wait_for
 from workflows.engine.sweep import sweep
 from workflows.models import Run, StepRun
@@ -226,3 +231,45 @@ def test_runs_complete_once_when_database_connections_are_terminated_mid_step(
         f"\n{terminated} connections terminated in {rounds_mid_run} rounds; "
         f"steps retried: {report.steps_retried}"
     )
+
+
+@dataclass
+class HeldSmtpServer(SmtpServer):
+    """Holds the first message's DATA reply until `release` is set (the send is in flight)."""
+
+    holding: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 (aiosmtpd API)
+        if not self.release.is_set():
+            self.holding.set()
+            while not self.release.is_set():
+                await asyncio.sleep(0.02)
+        return await super().handle_DATA(server, session, envelope)
+
+
+@pytest.fixture
+def held_smtp_server():
+    server = HeldSmtpServer(host="127.0.0.1", port=free_port())
+    controller = Controller(server, hostname=server.host, port=server.port)
+    controller.start()
+    try:
+        yield server
+    finally:
+        server.release.set()
+        controller.stop()
+
+
+def test_an_email_is_sent_once_when_the_connection_dies_while_it_is_being_sent(
+    transactional_db, live, alice, mona, held_smtp_server
+):
+    factories.workflow_active(live, TAG_MAIL_TAG, alice)
+    with qclusters(count=1, workers=1, env=cluster_env(held_smtp_server)):
+        make_customers(live, 1)
+        # The worker is inside the SMTP conversation: its claim is written, its sent mark not.
+        wait_for(held_smtp_server.holding.is_set, timeout=60, every=0.05)
+        assert terminate_worker_connections() >= 1
+        held_smtp_server.release.set()  # the server accepts the message
+        sweep_until_finished(1, timeout=60)
+
+    audit_ledger(live, smtp=held_smtp_server, expect_runs=1, expect_emails=1)

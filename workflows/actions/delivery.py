@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError, connection
 from django.utils import timezone
 
 from backoffice.inserts import insert_unless_taken
@@ -56,13 +57,25 @@ def delivery_claim(*, kind: str, idempotency_key: str, in_progress_seconds: floa
 
 
 def delivery_mark_sent(*, delivery: Delivery, output: dict, message_id: str = "") -> None:
-    Delivery.objects.filter(pk=delivery.pk).update(
-        status=Delivery.Status.SENT,
-        output=output,
-        message_id=message_id,
-        error="",
-        sent_at=timezone.now(),
-    )
+    def mark() -> None:
+        Delivery.objects.filter(pk=delivery.pk).update(
+            status=Delivery.Status.SENT,
+            output=output,
+            message_id=message_id,
+            error="",
+            sent_at=timezone.now(),
+        )
+
+    try:
+        mark()
+    except (OperationalError, InterfaceError):
+        # The message is out: without this mark the next attempt sends it again. A connection
+        # that died during the send (a terminated backend, a database fail-over) is replaced
+        # once; inside a caller's transaction it cannot be, and the error stands.
+        if connection.in_atomic_block:
+            raise
+        connection.close()
+        mark()
 
 
 def delivery_mark_failed(*, delivery: Delivery, error: str) -> None:
