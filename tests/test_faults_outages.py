@@ -264,22 +264,13 @@ def test_a_target_hanging_past_the_timeout_is_retried_and_never_delivered_twice(
     audit_ledger(live, expect_failed=[dead_run], expect_runs=2)
 
 
-LEASE_NOT_RENEWED_BY_RETRIES = (
-    "workflows/engine/executor.py `_attempts`: inline retries never renew or check the run's "
-    "lease (only the success transaction's `lease_fence` does), so retries that outlast "
-    "LEASE_SECONDS let the sweep hand the run to a second worker while the first keeps "
-    "retrying; the first then rewrites the step (`_record_attempt_error`, `_start_attempt` are "
-    "not fenced) and sends again after the run ended"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=LEASE_NOT_RENEWED_BY_RETRIES)
 def test_retries_that_outlast_the_lease_keep_the_run_on_one_worker(
     transactional_db, live, alice, http_server, settings
 ):
     """The target answers 3 s late five times (timeout 2 s) and then in time; with a 5 s lease
-    the worker's inline retries take longer than the lease. One worker should keep the run
-    through its retries and succeed on the sixth attempt, every attempt recorded once."""
+    the worker's retries together take longer than the lease. Each failed attempt renews the
+    lease, so one worker keeps the run and succeeds on the sixth attempt, every attempt
+    recorded once, while the test calls the sweep every 0.3 s to tempt a second worker."""
     settings.BILLFLOW = {**settings.BILLFLOW, "HTTP_ALLOWED_HOSTS": ["127.0.0.1"]}
     http_server.script(*[Reply(200, {"late": True}, delay=3)] * 5)
     workflow = factories.workflow_active(
