@@ -120,3 +120,29 @@ def test_an_edit_marks_the_workflow_updated(workflow):
     before = Workflow.objects.get(pk=workflow.pk).updated
     draft_step_update(workflow=workflow, step=_action("fetch"))
     assert Workflow.objects.get(pk=workflow.pk).updated > before
+
+
+def test_it_inserts_the_first_step_of_an_empty_draft_and_at_the_end(live, mona):
+    empty = services.workflow_create(
+        environment=live,
+        definition={
+            "name": "Empty",
+            "trigger": {"type": "event", "event": "customer.created", "accounts": "platform"},
+            "steps": [],
+        },
+        allow_invalid=True,
+    )
+    draft_step_insert(workflow=empty, step=_action("first"), position=0, user=mona)
+    draft_step_insert(workflow=empty, step=_action("second"), position=1, user=mona)
+    draft_step_insert(workflow=empty, step=_action("zeroth"), position=0, user=mona)
+    assert _ids(_draft(empty)["steps"]) == ["zeroth", "first", "second"]
+    assert Workflow.objects.get(pk=empty.pk).draft_version.step_count == 3
+
+
+def test_an_insert_after_a_publish_makes_a_new_draft(workflow, mona):
+    published = services.workflow_publish(workflow=workflow, published_by=mona)
+    draft_step_insert(workflow=workflow, step=_action("new"), position=0, user=mona)
+    workflow.refresh_from_db()
+    assert workflow.draft_version_id not in (None, published.pk)
+    assert _ids(_draft(workflow)["steps"])[:2] == ["new", "fetch"]
+    assert "new" not in _ids(version_definition(published)["steps"])

@@ -34,6 +34,12 @@ def _lock_and_touch(workflow: Workflow) -> None:
         raise WorkflowStateError(f"Workflow {workflow.pk} is deleted", code="workflow_deleted")
 
 
+def _current_draft(workflow: Workflow) -> WorkflowVersion | None:
+    return WorkflowVersion.objects.filter(
+        workflow_id=workflow.pk, pk=F("workflow__draft_version_id")
+    ).first()
+
+
 def _new_draft(workflow: Workflow, user: Any) -> WorkflowVersion:
     """The draft to edit, read the long way (the workflow is locked): its draft, or when it has
     none (or its draft was published) a new draft of the published version."""
@@ -101,12 +107,17 @@ def draft_step_insert(
     """Insert `step` (its id is a hint: it is made unique) into the top-level list, a branch
     path (`parent` + `path_index`) or a loop body (`parent`). Returns the step as stored."""
     _lock_and_touch(workflow)
-    # The workflow's current draft, read after the lock.
-    draft = WorkflowVersion.objects.filter(
-        workflow_id=workflow.pk, pk=F("workflow__draft_version_id")
-    ).first()
+    # The current draft's steps, each with the draft, read after the lock in one query: they
+    # answer everything below (the ids in use, the container, the new step's siblings).
+    rows = list(
+        Step.objects.select_related("version").filter(
+            version__workflow_id=workflow.pk, version_id=F("version__workflow__draft_version_id")
+        )
+    )
+    draft = rows[0].version if rows else _current_draft(workflow)
     if draft is None or draft.is_published:
         draft = _new_draft(workflow, user)
+        rows = list(Step.objects.filter(version=draft))
     limit = settings.BILLFLOW["MAX_STEPS_PER_WORKFLOW"]
     added = count_steps([step])
     if draft.step_count + added > limit:
@@ -114,9 +125,6 @@ def draft_step_insert(
             f"This workflow has {draft.step_count} steps; the limit is {limit} (every action, "
             "condition, branch and loop counts, nested ones too). Remove a step first."
         )
-    # One read of the draft's steps answers everything below: the ids in use, the container,
-    # and how many siblings the new step gets.
-    rows = list(Step.objects.filter(version=draft))
     step = _renamed(step, {row.step_id for row in rows})
     parent_path: BranchPath | None = None
     parent_loop: Step | None = None
@@ -137,9 +145,10 @@ def draft_step_insert(
     loop_id = parent_loop.pk if parent_loop else None
     count = sum(1 for r in rows if r.parent_path_id == path_id and r.parent_loop_id == loop_id)
     position = max(0, min(position, count))
-    Step.objects.filter(
-        version=draft, parent_path=parent_path, parent_loop=parent_loop, position__gte=position
-    ).update(position=F("position") + 1)
+    if position < count:  # not at the end: make room
+        Step.objects.filter(
+            version=draft, parent_path=parent_path, parent_loop=parent_loop, position__gte=position
+        ).update(position=F("position") + 1)
     _save_steps(
         [step],
         version=draft,
