@@ -659,6 +659,40 @@ def test_it_checks_for_cancellation_before_each_step(live, alice):
     assert "a" not in customer.metadata
 
 
+def test_a_step_failing_after_its_run_was_canceled_leaves_the_cancel_alone(live, alice):
+    from workflows.runs import run_start_manual
+
+    def cancel_then_fail(ctx, params):
+        run_cancel(run=Run.objects.get(pk=ctx.run_id))  # commits: the action is not transactional
+        raise ActionError("The partner rejected the request.", type="rejected")
+
+    registry.register(
+        Action(
+            key="tests.cancel_then_fail",
+            label="Cancel, then fail",
+            execute=cancel_then_fail,
+            transactional=False,
+        ),
+        replace=True,
+    )
+    try:
+        definition = {
+            "name": "Canceled while failing",
+            "trigger": {"type": "manual", "input": []},
+            "steps": [
+                {"id": "post", "type": "action", "action": "tests.cancel_then_fail", "params": {}}
+            ],
+        }
+        workflow = factories.workflow_active(live, definition, alice)
+        run = run_start_manual(workflow=workflow, input={}, user=alice)
+        assert run_execute(run_id=run.pk) == Run.Status.CANCELED
+    finally:
+        registry.unregister("tests.cancel_then_fail")
+    run.refresh_from_db()
+    assert run.error is None  # the failure did not overwrite the cancel
+    assert steps_of(run)[("post", "")].status == StepRun.Status.CANCELED
+
+
 def test_it_fails_at_once_on_a_permanent_error_naming_the_step(live, alice):
     def refuse(ctx, params):
         raise ActionError("The partner rejected the request.", type="rejected")

@@ -48,7 +48,10 @@ class Cluster:
             os.killpg(self.pid, sig)
 
     def stop(self, grace: float = 5.0) -> None:
-        self.kill(signal.SIGTERM)
+        # SIGTERM to the parent only: it stops its own workers in order. Sent to the whole
+        # group, the workers die first and the parent waits out its grace for them.
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGTERM)
         try:
             self.process.wait(timeout=grace)
         except subprocess.TimeoutExpired:

@@ -408,13 +408,17 @@ def _attempts(
         # Inline only while the renewed lease outlasts the wait with room for the next attempt;
         # otherwise the sweep could hand the run to another worker while this one sleeps.
         inline = delay <= min(INLINE_RETRY_SECONDS, lease_seconds() / 4)
-        with transaction.atomic():
-            # Fenced like a success: a worker whose lease was taken over records nothing more.
-            if not lease_fence(run_id=run.pk, owner=ex.owner, path=ex.path):
-                raise _Fenced
-            _record_attempt_error(ex, rec, details, params, due)
-            if not inline:
-                lease_defer(run_id=run.pk, owner=ex.owner, due=due, path=ex.path)
+        try:
+            with transaction.atomic():
+                # Fenced like a success: a worker whose lease was taken over records nothing.
+                if not lease_fence(run_id=run.pk, owner=ex.owner, path=ex.path):
+                    raise _Fenced
+                _record_attempt_error(ex, rec, details, params, due)
+                if not inline:
+                    lease_defer(run_id=run.pk, owner=ex.owner, due=due, path=ex.path)
+        except _Fenced:
+            _note_cancel(ex, rec)
+            raise
         if not inline:
             raise _Ended
         time.sleep(delay)
@@ -559,24 +563,30 @@ def _fail_step(ex: _Execution, rec: StepRun, details: dict, params: object) -> N
     details = {"type": details["type"], "message": details["message"], **details}
     details.setdefault("retryable", False)
     rec.attempt_errors = [*(rec.attempt_errors or []), _attempt_error(rec, details)]
-    with transaction.atomic():
-        StepRun.objects.filter(pk=rec.pk).update(
-            status=StepRun.Status.FAILED,
-            params=params,
-            error=details,
-            attempt_errors=rec.attempt_errors,
-            finished_at=timezone.now(),
-            next_attempt_at=None,
-        )
-        if lease_finish(
-            run_id=ex.run.pk,
-            owner=ex.owner,
-            status=Run.Status.FAILED,
-            path=ex.path,
-            error={**details, "step": rec.step_id, "iteration": rec.iteration},
-            stop_reason=f"Step '{rec.step_id}' failed: {details['message']}",
-        ):
+    try:
+        with transaction.atomic():
+            # The run first: a worker whose lease was taken over must not rewrite the step.
+            if not lease_finish(
+                run_id=ex.run.pk,
+                owner=ex.owner,
+                status=Run.Status.FAILED,
+                path=ex.path,
+                error={**details, "step": rec.step_id, "iteration": rec.iteration},
+                stop_reason=f"Step '{rec.step_id}' failed: {details['message']}",
+            ):
+                raise _Fenced
+            StepRun.objects.filter(pk=rec.pk).update(
+                status=StepRun.Status.FAILED,
+                params=params,
+                error=details,
+                attempt_errors=rec.attempt_errors,
+                finished_at=timezone.now(),
+                next_attempt_at=None,
+            )
             # The failure notification's outbox row commits (or not) with the failure.
             notify_run_failed(ex.run.pk)
+    except _Fenced:
+        _note_cancel(ex, rec)
+        raise
     rec.status = StepRun.Status.FAILED
     raise _Ended
