@@ -27,13 +27,22 @@ WARM_UP_RUNS = 10
 def test_it_prints_the_figures_and_loses_nothing(transactional_db):
     out = StringIO()
     call_command(
-        "bench_sustained", minutes=0.1, rate=5, clusters=2, workers=1, drain_minutes=1, stdout=out
+        "bench_sustained",
+        minutes=0.1,
+        rate=5,
+        clusters=2,
+        workers=1,
+        drain_minutes=1,
+        workflow="three-step",
+        stdout=out,
     )
     text = out.getvalue()
+    assert "workflow: three-step (3 steps)" in text
 
     produced = int(re.search(r"overall: events produced (\d+) in", text).group(1))
     assert produced >= 15  # 6 s at 5/s, even on a busy machine
-    assert re.search(r"^\s+1\*?\s+\d+\s+[\d.]+\s+\d+\s+\d+\s+\d+\s+[\d.]+\s+\d+\s+-$", text, re.M)
+    row = r"^\s+1\*?\s+\d+\s+[\d.]+\s+\d+\s+\d+\s+\d+\s+[\d.]+\s+\d+\s+[\d.]+\s+-$"
+    assert re.search(row, text, re.M)
     assert "overall: event commit -> run finished: p50 " in text
     for figure in ("p95 ", "p99 ", "runs/s while producing", "oldest pending run at most"):
         assert figure in text
