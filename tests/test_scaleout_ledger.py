@@ -56,6 +56,8 @@ def finished_runs() -> int:
     return Run.objects.filter(status__in=[Run.Status.SUCCEEDED, Run.Status.FAILED]).count()
 
 
+# 5,000 events take minutes on 2 cores (docs/guarantees.md has the measured figures).
+@pytest.mark.timeout(900)
 def test_three_clusters_run_5000_events_with_every_effect_once(
     transactional_db, live, alice, mona, smtp_server
 ):
@@ -66,7 +68,7 @@ def test_three_clusters_run_5000_events_with_every_effect_once(
         customers = [factories.customer(live, email=f"c{n}@example.com").pk for n in range(EVENTS)]
         pushed = time.monotonic() - started
         # A bound, not an estimate: see docs/guarantees.md for the measured time.
-        wait_for(lambda: finished_runs() >= EVENTS, timeout=900, every=1.0)
+        wait_for(lambda: finished_runs() >= EVENTS, timeout=840, every=1.0)
         drained = time.monotonic() - started
         alive = [c.process.poll() is None for c in clusters]
 
