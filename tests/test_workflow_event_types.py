@@ -71,3 +71,14 @@ def test_it_explains_why_a_trigger_field_cannot_exist():
         "'colour' is not a field of invoice in a invoice.paid event"
     )
     assert problem("invoice.paid", ["nope"]) == "'nope' is not a field of a invoice.paid event"
+
+
+def test_it_builds_each_sample_once_and_hands_out_copies():
+    shared = event_types.shared_sample_event("customer.updated")
+    assert event_types.shared_sample_event("customer.updated") is shared  # once per process
+    copy = event_types.sample_event("customer.updated")
+    assert copy == shared and copy is not shared
+    copy["data"]["object"]["email"] = "changed@example.com"
+    assert event_types.sample_event("customer.updated")["data"]["object"]["email"] != (
+        "changed@example.com"
+    )
