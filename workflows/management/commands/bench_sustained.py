@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import signal
 import threading
 import time
 from contextlib import contextmanager
@@ -290,6 +291,10 @@ class Supervisor(threading.Thread):
         )
 
 
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 @contextmanager
 def _quiet_queue_log():
     """django-q logs every enqueue at INFO: one line per event would bury the report."""
@@ -330,6 +335,8 @@ class Command(BaseCommand):
         if options["kill_every"] is not None and options["kill_every"] <= 0:
             raise CommandError("--kill-every must be positive.")
         self.options = options
+        # SIGTERM unwinds like Ctrl-C, so the clusters this command started are stopped too.
+        signal.signal(signal.SIGTERM, _raise_interrupt)
         with _quiet_queue_log():
             self._bench()
 
