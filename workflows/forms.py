@@ -15,7 +15,7 @@ from typing import Any
 
 from django import forms
 
-from workflows import event_types
+from workflows import event_types, widgets
 from workflows.actions import registry
 from workflows.actions.registry import Action, InputField
 from workflows.engine.conditions import OPERATORS, UNARY_OPERATORS
@@ -328,12 +328,12 @@ def _input_widget(input_field: InputField) -> forms.Field:
             "list": '["a", "b"]',
         }.get(input_field.type, "")
         return forms.CharField(
-            widget=forms.Textarea(attrs={**attrs, "rows": rows, "placeholder": placeholder}),
+            widget=widgets.Textarea(attrs={**attrs, "rows": rows, "placeholder": placeholder}),
             **common,
         )
     placeholder = {"email_list": "a@example.com, b@example.com", "user_list": "mona, sam"}
     return forms.CharField(
-        widget=forms.TextInput(
+        widget=widgets.TextInput(
             attrs={**attrs, "placeholder": placeholder.get(input_field.type, "")}
         ),
         **common,
@@ -346,6 +346,7 @@ class StepForm(forms.Form):
     name = forms.CharField(
         required=False,
         max_length=200,
+        widget=widgets.TextInput,
         label="Name on the canvas",
         help_text="Optional; the canvas describes the step in plain words when empty.",
     )
@@ -539,7 +540,7 @@ class ForeachStepForm(StepForm):
         required=False,
         label="List field",
         help_text="Exactly one {{ reference }} to a list, e.g. an earlier step's output.",
-        widget=forms.TextInput(attrs={"class": "wf-input", "data-picker": "1"}),
+        widget=widgets.TextInput(attrs={"class": "wf-input", "data-picker": "1"}),
     )
     max_items = forms.IntegerField(
         required=False,
