@@ -61,6 +61,10 @@ def database_config(default_sqlite: Path) -> dict:
             raise ImproperlyConfigured(
                 f"Environment variable DATABASE_URL is invalid: {exc}"
             ) from exc
+    # Keep connections between requests and tasks: django-q closes "old" connections before
+    # every task, and with the default of 0 each run paid for a new PostgreSQL backend.
+    config["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", default=60, minimum=0)
+    config["CONN_HEALTH_CHECKS"] = True
     if config["ENGINE"] == "django.db.backends.sqlite3":
         # Two processes (web and worker) write to one file: wait on locks, take the write lock
         # up front, and use WAL so readers do not block the writer (see shared/DJANGO_Q2.md).
