@@ -27,7 +27,7 @@ from django_q.models import OrmQ
 from tests import factories
 from tests.ledger import audit_ledger
 from tests.smtp import SmtpServer, free_port
-from tests.workers import qclusters, wait_for
+from tests.workers import WORKER_APPLICATION_NAME, qclusters, wait_for
 from workflows.engine.sweep import sweep
 from workflows.models import Run, StepRun
 
@@ -194,11 +194,16 @@ def test_a_cluster_killed_with_tasks_prefetched_is_finished_by_another(
 
 
 def terminate_worker_connections() -> int:
-    """pg_terminate_backend every other connection to the test database; returns how many."""
+    """pg_terminate_backend every worker connection to the test database; returns how many.
+
+    Only the clusters' connections (tests/workers.py names them through PGAPPNAME): this
+    process may hold others, e.g. a live server thread's, which are not under test."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND application_name = %s",
+            [WORKER_APPLICATION_NAME],
         )
         return cursor.fetchone()[0]
 

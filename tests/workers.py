@@ -21,6 +21,8 @@ from pathlib import Path
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
+# libpq's PGAPPNAME names the workers' database connections, so tests can single them out.
+WORKER_APPLICATION_NAME = "billflow-test-worker"
 
 
 def _database_url() -> str:
@@ -74,6 +76,7 @@ def qclusters(count: int = 1, workers: int = 1, env: dict | None = None) -> Iter
         "DATABASE_URL": _database_url(),
         "Q_WORKERS": str(workers),
         "Q_POLL": "0.02",
+        "PGAPPNAME": WORKER_APPLICATION_NAME,
         **(env or {}),
     }
     # Settings refuse send timeouts over half the lease: a short test lease shortens them too.
