@@ -133,7 +133,7 @@ def _load(path: str):
 def _notify_subscribers(event_id: str) -> None:
     for path in settings.BILLING_EVENT_SUBSCRIBERS:
         try:
-            import_string(path)(event_id)
+            _load(path)(event_id)
         except Exception:
             # The event is committed; the sweep re-dispatches it, so a failure here is only logged.
             logger.exception("event subscriber %s failed for %s", path, event_id)

@@ -56,9 +56,9 @@ def fingerprint(params: dict[str, Any]) -> str:
 def _environment_of(params: dict[str, Any]) -> Environment:
     if isinstance(params.get("environment"), Environment):
         return params["environment"]
-    for value in params.values():
-        if isinstance(value, StripeObject):
-            return value.environment
+    target = _target(params)
+    if target is not None:
+        return target.environment
     raise TypeError("an idempotent service needs an environment or a billing object argument")
 
 

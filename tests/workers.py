@@ -20,20 +20,17 @@ from pathlib import Path
 
 from django.db import connection
 
+from workflows.bench_support import database_url
+
 ROOT = Path(__file__).resolve().parent.parent
 # libpq's PGAPPNAME names the workers' database connections, so tests can single them out.
 WORKER_APPLICATION_NAME = "billflow-test-worker"
 
 
 def _database_url() -> str:
-    s = connection.settings_dict
     if connection.vendor != "postgresql":
         raise RuntimeError("qcluster workers need PostgreSQL (mark the test `postgres`)")
-    user = s.get("USER") or "postgres"
-    password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
-    host = s.get("HOST") or "127.0.0.1"
-    port = s.get("PORT") or "5432"
-    return f"postgres://{user}{password}@{host}:{port}/{s['NAME']}"
+    return database_url()
 
 
 class Cluster:

@@ -27,8 +27,9 @@ the sweep enqueues it when it is due, so no worker sits idle for minutes.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -75,6 +76,18 @@ def _note_cancel(ex: _Execution, rec: StepRun) -> None:
         StepRun.objects.filter(pk=rec.pk, status=StepRun.Status.RUNNING).update(
             status=StepRun.Status.CANCELED, finished_at=timezone.now()
         )
+
+
+@contextlib.contextmanager
+def _fenced_transaction(ex: _Execution, rec: StepRun) -> Iterator[None]:
+    """A step's bookkeeping transaction; when its fence fails (`_Fenced`), the attempt is
+    marked canceled if the run was canceled meanwhile."""
+    try:
+        with transaction.atomic():
+            yield
+    except _Fenced:
+        _note_cancel(ex, rec)
+        raise
 
 
 @dataclass
@@ -408,17 +421,13 @@ def _attempts(
         # Inline only while the renewed lease outlasts the wait with room for the next attempt;
         # otherwise the sweep could hand the run to another worker while this one sleeps.
         inline = delay <= min(INLINE_RETRY_SECONDS, lease_seconds() / 4)
-        try:
-            with transaction.atomic():
-                # Fenced like a success: a worker whose lease was taken over records nothing.
-                if not lease_fence(run_id=run.pk, owner=ex.owner, path=ex.path):
-                    raise _Fenced
-                _record_attempt_error(ex, rec, details, params, due)
-                if not inline:
-                    lease_defer(run_id=run.pk, owner=ex.owner, due=due, path=ex.path)
-        except _Fenced:
-            _note_cancel(ex, rec)
-            raise
+        with _fenced_transaction(ex, rec):
+            # Fenced like a success: a worker whose lease was taken over records nothing.
+            if not lease_fence(run_id=run.pk, owner=ex.owner, path=ex.path):
+                raise _Fenced
+            _record_attempt_error(ex, rec, details, params, due)
+            if not inline:
+                lease_defer(run_id=run.pk, owner=ex.owner, due=due, path=ex.path)
         if not inline:
             raise _Ended
         time.sleep(delay)
@@ -563,30 +572,26 @@ def _fail_step(ex: _Execution, rec: StepRun, details: dict, params: object) -> N
     details = {"type": details["type"], "message": details["message"], **details}
     details.setdefault("retryable", False)
     rec.attempt_errors = [*(rec.attempt_errors or []), _attempt_error(rec, details)]
-    try:
-        with transaction.atomic():
-            # The run first: a worker whose lease was taken over must not rewrite the step.
-            if not lease_finish(
-                run_id=ex.run.pk,
-                owner=ex.owner,
-                status=Run.Status.FAILED,
-                path=ex.path,
-                error={**details, "step": rec.step_id, "iteration": rec.iteration},
-                stop_reason=f"Step '{rec.step_id}' failed: {details['message']}",
-            ):
-                raise _Fenced
-            StepRun.objects.filter(pk=rec.pk).update(
-                status=StepRun.Status.FAILED,
-                params=params,
-                error=details,
-                attempt_errors=rec.attempt_errors,
-                finished_at=timezone.now(),
-                next_attempt_at=None,
-            )
-            # The failure notification's outbox row commits (or not) with the failure.
-            notify_run_failed(ex.run.pk)
-    except _Fenced:
-        _note_cancel(ex, rec)
-        raise
+    with _fenced_transaction(ex, rec):
+        # The run first: a worker whose lease was taken over must not rewrite the step.
+        if not lease_finish(
+            run_id=ex.run.pk,
+            owner=ex.owner,
+            status=Run.Status.FAILED,
+            path=ex.path,
+            error={**details, "step": rec.step_id, "iteration": rec.iteration},
+            stop_reason=f"Step '{rec.step_id}' failed: {details['message']}",
+        ):
+            raise _Fenced
+        StepRun.objects.filter(pk=rec.pk).update(
+            status=StepRun.Status.FAILED,
+            params=params,
+            error=details,
+            attempt_errors=rec.attempt_errors,
+            finished_at=timezone.now(),
+            next_attempt_at=None,
+        )
+        # The failure notification's outbox row commits (or not) with the failure.
+        notify_run_failed(ex.run.pk)
     rec.status = StepRun.Status.FAILED
     raise _Ended

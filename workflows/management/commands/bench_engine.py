@@ -18,15 +18,9 @@ fresh sandbox environments, and measures the same 5-step work four ways:
 
 from __future__ import annotations
 
-import os
-import signal
 import statistics
-import subprocess
-import sys
 import time
-from contextlib import suppress
 from datetime import datetime
-from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth.models import Group, User
@@ -41,11 +35,11 @@ from billing.models import Customer, Environment, Event
 from workflows import services as workflow_services
 from workflows.actions import registry
 from workflows.actions.registry import ActionContext
+from workflows.bench_support import BenchCluster, clusters_stop, percentile
 from workflows.engine.conditions import evaluate
 from workflows.engine.dispatch import event_dispatch
 from workflows.models import Delivery, Run, Workflow
 
-ROOT = Path(__file__).resolve().parents[3]
 OPS_USER = "bench-ops"
 CONDITION = {"all": [{"field": "trigger.data.object.email", "op": "exists"}]}
 STEPS_PER_RUN = 5
@@ -107,13 +101,6 @@ def chain_step(index: int, environment_id: int, event_id: str, prefix: str) -> N
     _step_work(step, environment, envelope, f"{prefix}/{event_id}/{step['id']}")
 
 
-def _percentile(values: list[float], fraction: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
-
-
 def _seconds(a: datetime, b: datetime) -> float:
     return (b - a).total_seconds()
 
@@ -143,7 +130,7 @@ class Command(BaseCommand):
         workflow_services.workflow_publish(workflow=workflow)
         workflow_services.workflow_activate(workflow=workflow)
 
-        cluster = self._start_cluster(options["workers"])
+        cluster = BenchCluster(options["workers"])
         try:
             self._warm_up(engine_env, workflow)
             burst = self._engine_burst(engine_env, workflow)
@@ -152,7 +139,7 @@ class Command(BaseCommand):
             )
             chain = self._chain(plain_env)
         finally:
-            self._stop_cluster(cluster)
+            clusters_stop([cluster])
         direct = self._direct(plain_env)
         inline = self._engine_in_process(engine_env, workflow)
 
@@ -193,29 +180,6 @@ class Command(BaseCommand):
         )
         group, _ = Group.objects.get_or_create(name="Admin")
         user.groups.add(group)
-
-    def _start_cluster(self, workers: int) -> subprocess.Popen:
-        env = {**os.environ, "Q_WORKERS": str(workers), "EMAIL_URL": "memorymail://"}
-        env.setdefault("Q_POLL", "0.02")
-        process = subprocess.Popen(
-            [sys.executable, "manage.py", "qcluster"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        return process
-
-    def _stop_cluster(self, process: subprocess.Popen) -> None:
-        with suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-        with suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
 
     def _wait(self, done, what: str) -> None:
         deadline = time.monotonic() + self.timeout
@@ -298,7 +262,7 @@ class Command(BaseCommand):
         return {
             "count": count,
             "p50": statistics.median(latencies),
-            "p95": _percentile(latencies, 0.95),
+            "p95": percentile(latencies, 0.95),
             "max": max(latencies),
         }
 
