@@ -15,13 +15,19 @@ from django.db.models import Q
 
 from backoffice.roles import GROUP_NAMES, ROLE_ANNOTATION
 
+# Who the rows are: the user with this primary key, or the active users whose username is
+# the name or whose e-mail address is the name in any case (`team.email` recipients).
+BY_PK = "{user}.{pk} = %s"
+ACTIVE_BY_NAME = "{user}.is_active AND ({user}.username = %s OR LOWER({user}.email) = LOWER(%s))"
+
 
 @functools.cache
-def _user_with_role_sql(vendor: str) -> str:
-    """The user's row and the level of their highest role group (0 without one).
+def _user_with_role_sql(vendor: str, where: str = BY_PK) -> str:
+    """Users' rows and the level of each one's highest role group (0 without one).
 
-    Raw SQL, built once from the models' metadata: this runs on every request, and compiling
-    the same query through the ORM (a subquery of CASE WHENs) costs more than running it."""
+    Raw SQL, built once from the models' metadata: this runs on every request and for every
+    e-mail step, and compiling the same query through the ORM (a subquery of CASE WHENs)
+    costs more than running it."""
     user_model = get_user_model()
     membership = user_model.groups.through._meta
     group_model = user_model.groups.field.related_model
@@ -35,8 +41,16 @@ def _user_with_role_sql(vendor: str) -> str:
         f"SELECT {user_table}.*, (SELECT COALESCE(MAX(CASE g.{q('name')} {cases} ELSE 0 END), 0)"
         f" FROM {group_table} g JOIN {q(membership.db_table)} m ON m.{group_id} = g.{group_pk}"
         f" WHERE m.{user_id} = {user_table}.{user_pk}) AS {ROLE_ANNOTATION}"
-        f" FROM {user_table} WHERE {user_table}.{user_pk} = %s"
+        f" FROM {user_table} WHERE {where.format(user=user_table, pk=user_pk)}"
+        f" ORDER BY {user_table}.{user_pk}"
     )
+
+
+def active_users_named(name: str) -> list:
+    """Active users named `name` (username, or e-mail address in any case), each with its
+    role already read (`backoffice.roles.role_of` asks nothing more)."""
+    sql = _user_with_role_sql(connection.vendor, ACTIVE_BY_NAME)
+    return list(get_user_model()._default_manager.raw(sql, (*GROUP_NAMES.values(), name, name)))
 
 
 class RoleModelBackend(ModelBackend):

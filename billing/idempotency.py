@@ -10,15 +10,17 @@ passes `run/step/iteration`; the API keeps its own `api:`-prefixed rows in the s
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import inspect
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
-from django.db import models, transaction
+from django.db import connection, models, transaction
 
 from backoffice.inserts import insert_unless_taken
 from billing.errors import IdempotencyError, ProviderError
@@ -111,6 +113,25 @@ def _replay(record: IdempotencyRecord, *, scope: str, digest: str) -> StripeObje
     return model.objects.get(pk=record.object_id)
 
 
+# Set by `no_savepoint()` for the next service call only (see there).
+_SPARE_SAVEPOINT: ContextVar[bool] = ContextVar("billing_spare_savepoint", default=False)
+
+
+@contextlib.contextmanager
+def no_savepoint() -> Iterator[None]:
+    """For a caller inside a transaction that any error of the service ends as a whole (a
+    workflow step's): the service it calls next opens no savepoint, two round trips fewer.
+
+    Only that outermost call: the services it calls in turn keep their savepoints, since a
+    service may catch another's error and carry on in the same transaction.
+    """
+    token = _SPARE_SAVEPOINT.set(True)
+    try:
+        yield
+    finally:
+        _SPARE_SAVEPOINT.reset(token)
+
+
 def billing_service(scope: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
         signature = inspect.signature(fn)
@@ -122,9 +143,11 @@ def billing_service(scope: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
             params = bound.arguments
             key = params.get("idempotency_key") or ""
             request_id = params.get("request_id") or ""
+            savepoint = not _SPARE_SAVEPOINT.get()
+            spare = _SPARE_SAVEPOINT.set(False)  # nested services keep their savepoints
             try:
                 with (
-                    transaction.atomic(),
+                    transaction.atomic(savepoint=savepoint),
                     event_request(request_id=request_id, idempotency_key=key),
                 ):
                     if not key:
@@ -146,8 +169,13 @@ def billing_service(scope: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
                         record.save(update_fields=["object_type", "object_id"])
                     return result
             except ProviderError as error:
-                use_up_fault_after_rollback(error)
+                # Without a savepoint nothing is rolled back yet: the caller's rollback is, and
+                # the caller counts again then (the transaction refuses queries until it does).
+                if not connection.needs_rollback:
+                    use_up_fault_after_rollback(error)
                 raise
+            finally:
+                _SPARE_SAVEPOINT.reset(spare)
 
         return wrapper
 

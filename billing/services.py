@@ -73,20 +73,22 @@ def _event(type: str, obj: StripeObject, previous_attributes: dict | None = None
 
 
 @contextlib.contextmanager
-def _recording_changes(obj: StripeObject, event_type: str | None) -> Iterator[None]:
-    """Whatever the block changes is saved, then `event_type` is recorded with Stripe's
-    `previous_attributes`: the old values of exactly what changed in the object's JSON.
-    No change, no event."""
+def _recording_changes(
+    obj: StripeObject, event_type: str | None, fields: list[str] | None = None
+) -> Iterator[None]:
+    """Whatever the block changes is saved (only `fields`, when the caller knows them), then
+    `event_type` is recorded with Stripe's `previous_attributes`: the old values of exactly
+    what changed in the object's JSON. No change, no event."""
     before = snapshot(obj)
     yield
-    obj.save()
+    obj.save(update_fields=fields)
     previous = changed_attributes(before, snapshot(obj))
     if previous and event_type:
         _event(event_type, obj, previous)
 
 
 def _change(obj: StripeObject, fields: dict[str, Any], event_type: str | None) -> None:
-    with _recording_changes(obj, event_type):
+    with _recording_changes(obj, event_type, list(fields)):
         for name, value in fields.items():
             setattr(obj, name, value)
 

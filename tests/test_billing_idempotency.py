@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from billing import services
-from billing.errors import IdempotencyError, ProviderError
+from billing.errors import BillingError, IdempotencyError, ProviderError
+from billing.idempotency import billing_service, no_savepoint
 from billing.models import Customer, Event, IdempotencyRecord, Invoice
+from billing.validation import invalid
 from tests import factories
 
 
@@ -100,3 +104,43 @@ def test_it_forgets_the_key_when_the_call_fails(live):
         payment_intent=intent, payment_method="pm_card_visa", idempotency_key="retry-me"
     )
     assert retried.status == "succeeded"
+
+
+@billing_service("test_always_invalid")
+def _always_invalid(*, environment) -> None:
+    raise invalid("Always refused.", "environment")
+
+
+@billing_service("test_carry_on")
+def _carry_on_after_an_error(*, environment) -> Customer:
+    """A service that catches another's error and carries on in the same transaction."""
+    with pytest.raises(BillingError):
+        _always_invalid(environment=environment)
+    return services.customer_create(environment=environment, email="after@example.com")
+
+
+def _savepoints(queries: CaptureQueriesContext) -> int:
+    return sum(1 for q in queries.captured_queries if q["sql"].startswith("SAVEPOINT"))
+
+
+def test_no_savepoint_spares_only_the_outermost_service_call(live):
+    with transaction.atomic(), CaptureQueriesContext(connection) as usual:
+        _carry_on_after_an_error(environment=live)
+    with transaction.atomic(), CaptureQueriesContext(connection) as spared:
+        with no_savepoint():
+            customer = _carry_on_after_an_error(environment=live)
+    # The outer call opened none; the two nested calls kept theirs, so the outer one could
+    # catch the first's error and still write through the second.
+    assert (_savepoints(usual), _savepoints(spared)) == (3, 2)
+    assert Customer.objects.filter(pk=customer.pk, email="after@example.com").exists()
+
+
+def test_without_a_savepoint_a_service_error_rolls_back_the_callers_whole_transaction(live):
+    customer = factories.customer(live)
+    with transaction.atomic():
+        services.customer_update(customer=customer, changes={"description": "first write"})
+        with pytest.raises(BillingError), no_savepoint():
+            services.customer_update(customer=customer, changes={"name": 5})
+        assert transaction.get_connection().needs_rollback
+    customer.refresh_from_db()
+    assert customer.description == ""  # the caller's earlier write is gone with it

@@ -14,6 +14,7 @@ from billing import services as billing
 from billing.models import Event
 from tests import factories
 from workflows import services as workflow_services
+from workflows.definitions import _PUBLISHED_CACHE, version_definition
 from workflows.engine.dispatch import event_dispatch
 from workflows.engine.sweep import sweep
 from workflows.models import Run
@@ -146,3 +147,17 @@ def test_the_sweep_dispatches_lost_events_and_requeues_stuck_runs(live, alice, s
     )
     assert sweep()["runs"] == 1
     assert OrmQ.objects.count() == 2
+
+
+def test_a_process_that_never_saw_the_version_reads_its_whole_definition(live, alice):
+    """The dispatcher reads partial workflow rows; the first event a process sees for a
+    version must still judge it by the whole published definition, and cache that."""
+    workflow = factories.workflow_active(live, TAG, alice)
+    _PUBLISHED_CACHE.clear()  # as in a worker started after the publish
+    with committed():
+        with_email = factories.customer(live, email="a@example.com")
+        factories.customer(live, email="")  # the trigger condition is false for this one
+    assert list(Run.objects.values_list("event__object_id", flat=True)) == [with_email.pk]
+    (cached,) = _PUBLISHED_CACHE.values()
+    assert cached == version_definition(workflow.published_version)
+    assert cached["name"] == TAG["name"]

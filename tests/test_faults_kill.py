@@ -212,7 +212,8 @@ def test_runs_complete_once_when_database_connections_are_terminated_mid_step(
     transactional_db, live, alice, mona, smtp_server
 ):
     factories.workflow_active(live, TAG_MAIL_TAG, alice)
-    runs = 30
+    # Enough runs that the workers are still busy after several rounds of terminations.
+    runs = 150
     terminated = 0
     rounds_mid_run = 0
     with qclusters(count=1, workers=2, env=cluster_env(smtp_server)):
@@ -226,7 +227,7 @@ def test_runs_complete_once_when_database_connections_are_terminated_mid_step(
             if Run.objects.filter(status=Run.Status.RUNNING).exists():
                 terminated += terminate_worker_connections()
                 rounds_mid_run += 1
-            time.sleep(0.3)
+            time.sleep(0.1)
         sweep_until_finished(runs, timeout=120)
 
     assert rounds_mid_run >= 3 and terminated >= 3, "no connection was terminated mid-run"

@@ -54,6 +54,8 @@ def shared_definition(version: WorkflowVersion) -> dict:
     key = (version.pk, version.workflow_id, version.number, version.published_at)
     definition = _PUBLISHED_CACHE.get(key)
     if definition is None:
+        if version.get_deferred_fields():  # a partial row (the dispatcher's): read it whole
+            version = WorkflowVersion.objects.get(pk=version.pk)
         if len(_PUBLISHED_CACHE) >= _CACHE_LIMIT:
             _PUBLISHED_CACHE.clear()
         definition = _PUBLISHED_CACHE[key] = rows_to_definition(version)

@@ -8,6 +8,7 @@ belongs to a connected account, only that account's objects are found.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +18,7 @@ from django.db.models import Q
 from billing import models as m
 from billing import selectors
 from billing.errors import BillingError
+from billing.idempotency import no_savepoint
 from billing.snapshots import changed_attributes, snapshot
 from workflows.actions.registry import Action, ActionContext, ActionError, InputField, register
 from workflows.event_types import OBJECT_SAMPLES
@@ -102,7 +104,9 @@ def _mutate(
     if ctx.dry_run:
         return _preview(before, preview_changes or {})
     try:
-        updated = call()
+        # Any error leaves here as an ActionError; in a step it ends the whole transaction.
+        with no_savepoint() if ctx.step_transaction else contextlib.nullcontext():
+            updated = call()
     except BillingError as exc:
         raise _action_error(exc) from None
     after = snapshot(updated)

@@ -18,11 +18,10 @@ import smtplib
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.mail import EmailMessage, get_connection
-from django.db.models import Q
 from django.utils import timezone
 
+from backoffice.auth_backend import active_users_named
 from backoffice.roles import Role, role_of
 from workflows.actions.delivery import delivery_send_once
 from workflows.actions.registry import Action, ActionContext, ActionError, InputField, register
@@ -50,13 +49,9 @@ def recipients_resolve(recipients: object) -> list[str]:
         raise ActionError(
             "Add at least one recipient.", type="invalid_request_error", param="recipients"
         )
-    User = get_user_model()
     addresses: list[str] = []
     for name in names:
-        candidates = User.objects.filter(is_active=True).filter(
-            Q(username=name) | Q(email__iexact=name)
-        )
-        user = next((u for u in candidates if role_of(u) > Role.NONE), None)
+        user = next((u for u in active_users_named(name) if role_of(u) > Role.NONE), None)
         if user is None:
             raise ActionError(
                 f"Recipient {name!r} is not a back-office user with a role.",

@@ -34,10 +34,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from backoffice.inserts import insert_unless_taken
+from backoffice.updates import update_where
 from billing.errors import ProviderError
 from billing.events import event_cause
 from billing.provider import use_up_fault_after_rollback
@@ -58,6 +60,8 @@ from workflows.engine.templating import resolve
 from workflows.models import Run, StepRun
 from workflows.notifications import notify_run_failed
 
+# A step's record is unique per (run, step, iteration): claimed with one INSERT, no savepoint.
+STEP_RUN_KEY = ("run", "step_id", "iteration")
 # Retries due sooner than this wait inside the task; later ones go back to the queue.
 INLINE_RETRY_SECONDS = 5.0
 
@@ -375,6 +379,7 @@ def _attempts(
                 idempotency_key=key,
                 run_id=run.pk,
                 dry_run=run.dry_run,
+                step_transaction=transactional,
             )
             where = {"run_id": run.pk, "step_id": step_id, "iteration": iteration}
             fault_point("before_effect", **where)
@@ -460,7 +465,9 @@ def _mark_skipped(ex: _Execution, rec: StepRun, params: object, reason: str) -> 
 
 
 def _mark_succeeded(rec: StepRun, params: object, output: object, ctx: ActionContext) -> None:
-    StepRun.objects.filter(pk=rec.pk).update(
+    update_where(
+        StepRun,
+        where={"id": rec.pk},
         status=StepRun.Status.SUCCEEDED,
         params=params,
         output=output if isinstance(output, dict) else {"value": output},
@@ -484,25 +491,24 @@ def _start_attempt(ex: _Execution, step_id: str, iteration: str) -> StepRun:
     # is checked (and the run row locked) by the step's own transaction that follows.
     now = timezone.now()
     if rec is None:
-        try:
-            rec = StepRun.objects.create(
-                run=ex.run,
-                step_id=step_id,
-                iteration=iteration,
-                status=StepRun.Status.RUNNING,
-                attempts=1,
-                idempotency_key=step_idempotency_key(ex.run.pk, step_id, iteration),
-                started_at=now,
-            )
+        rec = StepRun(
+            run=ex.run,
+            step_id=step_id,
+            iteration=iteration,
+            status=StepRun.Status.RUNNING,
+            attempts=1,
+            idempotency_key=step_idempotency_key(ex.run.pk, step_id, iteration),
+            started_at=now,
+        )
+        if insert_unless_taken(rec, unique=STEP_RUN_KEY):
             ex.records[(step_id, iteration)] = rec
             return rec
-        except IntegrityError:
-            # A worker whose lease we took over started this step after we loaded the
-            # records. Count ours on its row; the step's fence decides who may commit.
-            rec = StepRun.objects.get(run=ex.run, step_id=step_id, iteration=iteration)
-            ex.records[(step_id, iteration)] = rec
-            if rec.status == StepRun.Status.SUCCEEDED:
-                raise _Ended from None
+        # A worker whose lease we took over started this step after we loaded the records.
+        # Count ours on its row; the step's fence decides who may commit.
+        rec = StepRun.objects.get(run=ex.run, step_id=step_id, iteration=iteration)
+        ex.records[(step_id, iteration)] = rec
+        if rec.status == StepRun.Status.SUCCEEDED:
+            raise _Ended
     StepRun.objects.filter(pk=rec.pk).update(
         status=StepRun.Status.RUNNING,
         attempts=F("attempts") + 1,
@@ -532,18 +538,17 @@ def _record_decision(
         "error": None,
     }
     if rec is None:
-        try:
-            rec = StepRun.objects.create(
-                run=ex.run,
-                step_id=step_id,
-                iteration=iteration,
-                attempts=1,
-                idempotency_key=step_idempotency_key(ex.run.pk, step_id, iteration),
-                started_at=now,
-                **values,
-            )
-        except IntegrityError:
-            raise _Ended from None  # another worker holds this run now
+        rec = StepRun(
+            run=ex.run,
+            step_id=step_id,
+            iteration=iteration,
+            attempts=1,
+            idempotency_key=step_idempotency_key(ex.run.pk, step_id, iteration),
+            started_at=now,
+            **values,
+        )
+        if not insert_unless_taken(rec, unique=STEP_RUN_KEY):
+            raise _Ended  # another worker holds this run now
         ex.records[(step_id, iteration)] = rec
     else:
         StepRun.objects.filter(pk=rec.pk).update(attempts=F("attempts") + 1, **values)

@@ -15,10 +15,10 @@ import uuid
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Q
-from django.db.models.functions import Coalesce
+from django.db import connection
 from django.utils import timezone
 
+from backoffice.updates import update_where
 from workflows.models import Run
 
 
@@ -31,20 +31,30 @@ def lease_seconds() -> int:
     return int(settings.BILLFLOW["LEASE_SECONDS"])
 
 
+# Once per run, so plain SQL (the ORM spent about 1 ms building it): take a pending run that
+# is due, or a running run whose lease expired.
+_CLAIM_SQL = """
+    UPDATE workflows_run
+    SET status = %s, lease_owner = %s, lease_expires_at = %s, next_attempt_at = NULL,
+        started_at = COALESCE(started_at, %s)
+    WHERE id = %s AND (
+        (status = %s AND (next_attempt_at IS NULL OR next_attempt_at <= %s))
+        OR (status = %s AND lease_expires_at < %s)
+    )
+"""
+
+
 def lease_claim(*, run_id: int, owner: str) -> bool:
     """Take a pending run that is due, or a running run whose lease expired."""
+    at = connection.ops.adapt_datetimefield_value
     now = timezone.now()
-    claimable = Q(status=Run.Status.PENDING) & (
-        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
-    ) | Q(status=Run.Status.RUNNING, lease_expires_at__lt=now)
-    claimed = Run.objects.filter(claimable, pk=run_id).update(
-        status=Run.Status.RUNNING,
-        lease_owner=owner,
-        lease_expires_at=now + timedelta(seconds=lease_seconds()),
-        next_attempt_at=None,
-        started_at=Coalesce("started_at", now),
-    )
-    return claimed == 1
+    expires = now + timedelta(seconds=lease_seconds())
+    Status = Run.Status
+    params = [Status.RUNNING, owner, at(expires), at(now), run_id]
+    params += [Status.PENDING, at(now), Status.RUNNING, at(now)]
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM_SQL, params)
+        return cursor.rowcount == 1
 
 
 def lease_fence(*, run_id: int, owner: str, path: list | None = None) -> bool:
@@ -52,12 +62,9 @@ def lease_fence(*, run_id: int, owner: str, path: list | None = None) -> bool:
     changes: dict = {"lease_expires_at": timezone.now() + timedelta(seconds=lease_seconds())}
     if path is not None:
         changes["path"] = path
-    return (
-        Run.objects.filter(pk=run_id, lease_owner=owner, status=Run.Status.RUNNING).update(
-            **changes
-        )
-        == 1
-    )
+    # Once per step: plain SQL (see backoffice/updates.py).
+    where = {"id": run_id, "lease_owner": owner, "status": Run.Status.RUNNING}
+    return update_where(Run, where=where, **changes) == 1
 
 
 def lease_defer(*, run_id: int, owner: str, due: datetime, path: list) -> bool:
@@ -85,7 +92,9 @@ def lease_finish(
 ) -> bool:
     """End the run (succeeded or failed) if we still hold it."""
     return (
-        Run.objects.filter(pk=run_id, lease_owner=owner, status=Run.Status.RUNNING).update(
+        update_where(
+            Run,
+            where={"id": run_id, "lease_owner": owner, "status": Run.Status.RUNNING},
             status=status,
             path=path,
             error=error,
