@@ -354,3 +354,13 @@ def test_a_run_in_the_wrong_state_answers_the_error_envelope_and_writes_no_audit
     assert "only pending or running runs" in error_of(cancel_again)["message"]
     # Only the one cancel that happened is in the log.
     assert list(RunAudit.objects.values_list("action", flat=True)) == [RunAudit.Action.CANCEL]
+
+
+def test_an_api_invoke_is_audited_with_its_key(live, tagging):
+    key, api = _key(live)
+
+    body = api.post(f"/workflows/{tagging.pk}/invoke", {"input": {"customer": "cus_1"}}).json()
+
+    audit = RunAudit.objects.get(run_id=body["id"])
+    assert (audit.action, audit.api_key, audit.user) == (RunAudit.Action.START, key, None)
+    assert audit.actor == f"API key ops bot ({key.prefix}…, Live)"

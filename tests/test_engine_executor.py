@@ -17,7 +17,7 @@ from billing import services as billing
 from billing.models import Customer, Event, Subscription
 from tests import factories
 from workflows.actions import registry
-from workflows.actions.registry import Action, ActionError
+from workflows.actions.registry import Action, ActionError, StepSkipped
 from workflows.engine.executor import run_execute
 from workflows.engine.leases import lease_claim
 from workflows.models import Run, StepRun
@@ -691,6 +691,39 @@ def test_a_step_failing_after_its_run_was_canceled_leaves_the_cancel_alone(live,
     run.refresh_from_db()
     assert run.error is None  # the failure did not overwrite the cancel
     assert steps_of(run)[("post", "")].status == StepRun.Status.CANCELED
+
+
+def test_a_step_skipped_after_its_run_was_canceled_is_marked_canceled(live, alice):
+    from workflows.runs import run_start_manual
+
+    def cancel_then_skip(ctx, params):
+        run_cancel(run=Run.objects.get(pk=ctx.run_id))  # commits: the action is not transactional
+        raise StepSkipped("Turned off in the settings.")
+
+    registry.register(
+        Action(
+            key="tests.cancel_then_skip",
+            label="Cancel, then skip",
+            execute=cancel_then_skip,
+            transactional=False,
+        ),
+        replace=True,
+    )
+    try:
+        definition = {
+            "name": "Canceled while skipping",
+            "trigger": {"type": "manual", "input": []},
+            "steps": [
+                {"id": "note", "type": "action", "action": "tests.cancel_then_skip", "params": {}}
+            ],
+        }
+        workflow = factories.workflow_active(live, definition, alice)
+        run = run_start_manual(workflow=workflow, input={}, user=alice)
+        assert run_execute(run_id=run.pk) == Run.Status.CANCELED
+    finally:
+        registry.unregister("tests.cancel_then_skip")
+    record = steps_of(run)[("note", "")]
+    assert (record.status, record.output) == (StepRun.Status.CANCELED, None)
 
 
 def test_it_fails_at_once_on_a_permanent_error_naming_the_step(live, alice):

@@ -2,7 +2,7 @@
 
 Same keys, errors and idempotency as the billing resources (`config.api_support`): every lookup
 is scoped to the key's environment (another environment's workflow or run is a 404), every write
-goes through `workflows.services` or `workflows.runs` (restart and cancel through
+goes through `workflows.services` or `workflows.runs` (invoke, restart and cancel through
 `workflows.audit`, so the run's history names the API key), and POSTs honour `Idempotency-Key`.
 docs/api-workflows.md shows the requests and answers.
 """
@@ -20,9 +20,8 @@ from pydantic import ConfigDict
 
 from billing.errors import InvalidRequestError, NotFoundError
 from config.api_support import KeyAuth, idempotent, paginate
-from workflows import runs as run_services
 from workflows import services
-from workflows.audit import run_cancel_audited, run_restart_audited
+from workflows.audit import run_cancel_audited, run_restart_audited, run_start_manual_audited
 from workflows.models import Run, StepRun, Workflow
 from workflows.validation import DefinitionInvalid, ValidationError
 
@@ -310,7 +309,9 @@ def workflow_invoke(request: HttpRequest, workflow_id: int, payload: InvokeIn) -
 
     def write(key: str | None) -> dict:
         run = _service(
-            lambda: run_services.run_start_manual(workflow=workflow, input=payload.input)
+            lambda: run_start_manual_audited(
+                workflow=workflow, input=payload.input, api_key=request.auth
+            )
         )
         return run_json(run, steps=True)
 

@@ -1,4 +1,4 @@
-"""Audited run transitions for the inspector and the API: restart, bulk restart, cancel.
+"""Audited run transitions for the inspector and the API: start, restart, bulk restart, cancel.
 
 Each wraps the engine's transition (`workflows.runs`) and writes its RunAudit row in the same
 transaction, so the log never shows a restart that did not happen (or misses one that did).
@@ -17,8 +17,8 @@ from django.db.models import Count, Q
 from django.db.models.fields.json import KeyTextTransform
 
 from billing.models import ApiKey, Environment
-from workflows.models import Run, RunAudit, api_key_actor
-from workflows.runs import run_cancel, run_restart, run_restart_preview
+from workflows.models import Run, RunAudit, Workflow, api_key_actor
+from workflows.runs import run_cancel, run_restart, run_restart_preview, run_start_manual
 from workflows.selectors import RunFilters, runs_filtered
 from workflows.services import WorkflowStateError
 
@@ -37,6 +37,15 @@ def run_audit_record(
         api_key=api_key,
         note=note[:500],
     )
+
+
+def run_start_manual_audited(*, workflow: Workflow, input: Any, api_key: ApiKey) -> Run:
+    """Start a manual run through the API: the run's history names the key that started it
+    (a back-office user is named by the run's `started_by`)."""
+    with transaction.atomic():
+        run = run_start_manual(workflow=workflow, input=input)
+        run_audit_record(run=run, action=RunAudit.Action.START, api_key=api_key)
+    return run
 
 
 def run_restart_audited(

@@ -449,7 +449,7 @@ def _recount_provider_fault(exc: BaseException) -> None:
 def _mark_skipped(ex: _Execution, rec: StepRun, params: object, reason: str) -> dict:
     """The action chose not to act: record the step as skipped, with the reason as output."""
     output = {"skipped": True, "reason": reason}
-    with transaction.atomic():
+    with _fenced_transaction(ex, rec):
         if not lease_fence(run_id=ex.run.pk, owner=ex.owner):
             raise _Fenced
         StepRun.objects.filter(pk=rec.pk).update(
