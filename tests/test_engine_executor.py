@@ -659,71 +659,47 @@ def test_it_checks_for_cancellation_before_each_step(live, alice):
     assert "a" not in customer.metadata
 
 
-def test_a_step_failing_after_its_run_was_canceled_leaves_the_cancel_alone(live, alice):
+@pytest.mark.parametrize(
+    "ending",
+    [
+        ActionError("The partner rejected the request.", type="rejected"),
+        StepSkipped("Turned off in the settings."),
+    ],
+    ids=["failing", "skipping"],
+)
+def test_a_step_ending_after_its_run_was_canceled_leaves_the_cancel_alone(live, alice, ending):
     from workflows.runs import run_start_manual
 
-    def cancel_then_fail(ctx, params):
+    def cancel_then_end(ctx, params):
         run_cancel(run=Run.objects.get(pk=ctx.run_id))  # commits: the action is not transactional
-        raise ActionError("The partner rejected the request.", type="rejected")
+        raise ending
 
     registry.register(
         Action(
-            key="tests.cancel_then_fail",
-            label="Cancel, then fail",
-            execute=cancel_then_fail,
+            key="tests.cancel_then_end",
+            label="Cancel, then fail or skip",
+            execute=cancel_then_end,
             transactional=False,
         ),
         replace=True,
     )
     try:
         definition = {
-            "name": "Canceled while failing",
+            "name": "Canceled while ending",
             "trigger": {"type": "manual", "input": []},
             "steps": [
-                {"id": "post", "type": "action", "action": "tests.cancel_then_fail", "params": {}}
+                {"id": "post", "type": "action", "action": "tests.cancel_then_end", "params": {}}
             ],
         }
         workflow = factories.workflow_active(live, definition, alice)
         run = run_start_manual(workflow=workflow, input={}, user=alice)
         assert run_execute(run_id=run.pk) == Run.Status.CANCELED
     finally:
-        registry.unregister("tests.cancel_then_fail")
+        registry.unregister("tests.cancel_then_end")
     run.refresh_from_db()
-    assert run.error is None  # the failure did not overwrite the cancel
-    assert steps_of(run)[("post", "")].status == StepRun.Status.CANCELED
-
-
-def test_a_step_skipped_after_its_run_was_canceled_is_marked_canceled(live, alice):
-    from workflows.runs import run_start_manual
-
-    def cancel_then_skip(ctx, params):
-        run_cancel(run=Run.objects.get(pk=ctx.run_id))  # commits: the action is not transactional
-        raise StepSkipped("Turned off in the settings.")
-
-    registry.register(
-        Action(
-            key="tests.cancel_then_skip",
-            label="Cancel, then skip",
-            execute=cancel_then_skip,
-            transactional=False,
-        ),
-        replace=True,
-    )
-    try:
-        definition = {
-            "name": "Canceled while skipping",
-            "trigger": {"type": "manual", "input": []},
-            "steps": [
-                {"id": "note", "type": "action", "action": "tests.cancel_then_skip", "params": {}}
-            ],
-        }
-        workflow = factories.workflow_active(live, definition, alice)
-        run = run_start_manual(workflow=workflow, input={}, user=alice)
-        assert run_execute(run_id=run.pk) == Run.Status.CANCELED
-    finally:
-        registry.unregister("tests.cancel_then_skip")
-    record = steps_of(run)[("note", "")]
-    assert (record.status, record.output) == (StepRun.Status.CANCELED, None)
+    assert run.error is None  # the step's ending did not overwrite the cancel
+    record = steps_of(run)[("post", "")]
+    assert (record.status, record.output, record.error) == (StepRun.Status.CANCELED, None, None)
 
 
 def test_it_fails_at_once_on_a_permanent_error_naming_the_step(live, alice):
