@@ -7,6 +7,9 @@ delivery must not start the slot again. The clusters' side is in tests/test_faul
 
 from __future__ import annotations
 
+from importlib import import_module
+
+from django.apps import apps as django_apps
 from django_q.models import Schedule
 
 from tests import factories
@@ -37,6 +40,22 @@ def test_the_schedule_hands_its_slot_to_the_task(live, alice):
 
     assert schedule.func == "workflows.tasks.start_scheduled_run"
     assert schedule.intended_date_kwarg == "slot"
+
+
+def test_a_schedule_made_before_slots_gets_its_slot_on_migrating(live, alice):
+    give_slots = import_module(
+        "workflows.migrations.0009_schedule_slot_for_existing_workflows"
+    ).give_slots
+    workflow = factories.workflow_active(live, weekly(factories.customer(live).pk), alice)
+    old = Schedule.objects.filter(name=schedule_name(workflow.pk))
+    old.update(intended_date_kwarg=None)  # as activating made it before slots existed
+    other = Schedule.objects.create(name="not a workflow", func="workflows.tasks.sweep")
+
+    give_slots(django_apps, None)
+
+    assert old.get().intended_date_kwarg == "slot"
+    other.refresh_from_db()
+    assert other.intended_date_kwarg is None
 
 
 def test_a_slot_delivered_twice_starts_one_run(live, alice):
