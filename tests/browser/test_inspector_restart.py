@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import pytest
+from django.db import connections
 from django.test import Client
 
 from tests import factories
@@ -43,6 +44,10 @@ def chromium():
         try:
             yield browser
         finally:
+            # Connections are kept (DATABASE_CONN_MAX_AGE): the one this test's database work
+            # left open under Playwright would outlive the session and keep the test
+            # database from being dropped at the end.
+            connections.close_all()
             browser.close()
 
 
