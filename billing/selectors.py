@@ -24,12 +24,22 @@ def _could_be_an_id(id: str) -> bool:
     return ID_SHAPE.fullmatch(id) is not None
 
 
-def get_object(model: type[M], environment: Environment, id: str, *, param: str = "id") -> M:
-    """The object with this id in this environment; another environment's object is missing."""
+def get_object(
+    model: type[M],
+    environment: Environment,
+    id: str,
+    *,
+    param: str = "id",
+    for_update: bool = False,
+) -> M:
+    """The object with this id in this environment; another environment's object is missing.
+
+    `for_update`: read it under a row lock (`SELECT … FOR UPDATE`), inside a transaction."""
     try:
         if not _could_be_an_id(id):
             raise model.DoesNotExist
-        obj = objects_in(model, environment).get(pk=id)
+        found = objects_in(model, environment)
+        obj = (found.select_for_update() if for_update else found).get(pk=id)
     except model.DoesNotExist:
         raise NotFoundError(
             f"No such {model.OBJECT.replace('.', ' ').replace('_', ' ')}: '{id}'", param=param

@@ -20,6 +20,7 @@ from django.utils import timezone
 from billing import provider
 from billing.events import record_event
 from billing.idempotency import billing_service
+from billing.locks import is_locked
 from billing.models import (
     Account,
     Charge,
@@ -95,6 +96,8 @@ def _change(obj: StripeObject, fields: dict[str, Any], event_type: str | None) -
 
 def _locked(obj: M) -> M:
     """Re-read a row under a lock, so concurrent payments or refunds queue behind each other."""
+    if is_locked(obj):
+        return obj  # read under a lock in this transaction by our caller (billing.locks)
     locked = type(obj).objects.select_for_update().get(pk=obj.pk)
     # An object never moves to another environment: reuse the one already loaded, if any.
     environment = type(obj)._meta.get_field("environment")

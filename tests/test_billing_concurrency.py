@@ -51,6 +51,29 @@ def test_it_never_refunds_more_than_was_charged_under_concurrency():
     assert charge.amount_refunded == 600
 
 
+def test_concurrent_step_updates_of_one_customer_lose_no_change():
+    """Each step's action reads the customer under its lock at once (billing.locks), so the
+    metadata merges queue behind each other instead of overwriting each other."""
+    from workflows.actions import registry
+    from workflows.actions.registry import ActionContext
+
+    live = factories.environment("live")
+    customer = factories.customer(live)
+    action = registry.get("customers.update")
+    keys = iter(range(6))
+
+    def step() -> dict:
+        n = next(keys)
+        ctx = ActionContext(environment=live, idempotency_key=f"{n}/tag/", step_transaction=True)
+        with transaction.atomic():
+            return action.execute(ctx, {"customer": customer.pk, "metadata": {f"k{n}": "v"}})
+
+    results = _race(6, step)
+    assert all(isinstance(r, dict) for r in results), results
+    customer.refresh_from_db()
+    assert customer.metadata == {f"k{n}": "v" for n in range(6)}
+
+
 def test_it_makes_one_object_for_one_key_under_concurrency():
     live = factories.environment("live")
     results = _race(

@@ -8,7 +8,6 @@ belongs to a connected account, only that account's objects are found.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +18,7 @@ from billing import models as m
 from billing import selectors
 from billing.errors import BillingError
 from billing.idempotency import no_savepoint
+from billing.locks import already_locked
 from billing.snapshots import changed_attributes, snapshot
 from workflows.actions.registry import Action, ActionContext, ActionError, InputField, register
 from workflows.event_types import OBJECT_SAMPLES
@@ -40,7 +40,20 @@ def _action_error(exc: BillingError) -> ActionError:
     )
 
 
-def _fetch(ctx: ActionContext, model: type[m.StripeObject], object_id: Any, param: str):
+def _locks_on_read(ctx: ActionContext) -> bool:
+    """Inside a step's transaction, an object about to be changed is read under its row lock
+    at once, and the service uses that instance instead of reading the row again."""
+    return ctx.step_transaction and not ctx.dry_run
+
+
+def _fetch(
+    ctx: ActionContext,
+    model: type[m.StripeObject],
+    object_id: Any,
+    param: str,
+    *,
+    to_change: bool = False,
+):
     if not isinstance(object_id, str) or not object_id:
         raise ActionError(
             f"'{param}' must be an id, like {model.ID_PREFIX}_…",
@@ -48,7 +61,13 @@ def _fetch(ctx: ActionContext, model: type[m.StripeObject], object_id: Any, para
             param=param,
         )
     try:
-        obj = selectors.get_object(model, ctx.environment, object_id, param=param)
+        obj = selectors.get_object(
+            model,
+            ctx.environment,
+            object_id,
+            param=param,
+            for_update=to_change and _locks_on_read(ctx),
+        )
     except BillingError as exc:
         raise _action_error(exc) from None
     if ctx.account is not None and obj.account_id != ctx.account.pk:
@@ -105,7 +124,10 @@ def _mutate(
         return _preview(before, preview_changes or {})
     try:
         # Any error leaves here as an ActionError; in a step it ends the whole transaction.
-        with no_savepoint() if ctx.step_transaction else contextlib.nullcontext():
+        if _locks_on_read(ctx):
+            with no_savepoint(), already_locked(obj):
+                updated = call()
+        else:
             updated = call()
     except BillingError as exc:
         raise _action_error(exc) from None
@@ -128,7 +150,7 @@ def _update(
     model: type[m.StripeObject], param: str, service: str, fields: tuple[str, ...]
 ) -> Callable[[ActionContext, dict], dict]:
     def execute(ctx: ActionContext, params: dict) -> dict:
-        obj = _fetch(ctx, model, params.get(param), param)
+        obj = _fetch(ctx, model, params.get(param), param, to_change=True)
         changes = _changes(params, fields)
         if not changes:
             raise ActionError(
@@ -155,7 +177,7 @@ def _verb(
     preview: dict | None = None,
 ) -> Callable[[ActionContext, dict], dict]:
     def execute(ctx: ActionContext, params: dict) -> dict:
-        obj = _fetch(ctx, model, params.get(param), param)
+        obj = _fetch(ctx, model, params.get(param), param, to_change=True)
         kwargs = _changes(params, extra)
         return _mutate(
             ctx,

@@ -52,6 +52,7 @@ from workflows.engine.leases import (
     lease_defer,
     lease_fence,
     lease_finish,
+    lease_hold,
     lease_seconds,
     worker_id,
 )
@@ -106,6 +107,10 @@ class _Execution:
     account: object = None
     # Loop iterations this execution has walked, nested loops included (see _check_total).
     iterations: int = 0
+    # When the lease was last renewed (time.monotonic()), and the path the run row holds
+    # (None: unknown), so a step's fence writes the row only when something changed (_fence).
+    renewed_at: float = 0.0
+    saved_path: list | None = None
 
 
 def step_idempotency_key(run_id: int, step_id: str, iteration: str) -> str:
@@ -126,17 +131,25 @@ def run_execute(*, run_id: int, owner: str | None = None) -> str:
     from workflows.engine.leases import lease_claim
 
     owner = owner or worker_id()
-    if not lease_claim(run_id=run_id, owner=owner):
+    renewed_at = time.monotonic()  # taken before the claim: the lease is at least this fresh
+    claimed_at = lease_claim(run_id=run_id, owner=owner)
+    if claimed_at is None:
         return "not_claimed"
     run = Run.objects.select_related("version", "environment", "event__account").get(pk=run_id)
+    # Started by this claim: no worker has executed a step of it yet, so there is nothing to
+    # load. Otherwise (taken over, restarted, retried later) its records say what is done.
+    first_claim = run.started_at == claimed_at
+    records = [] if first_claim else StepRun.objects.filter(run=run)
     ex = _Execution(
         run=run,
         owner=owner,
         context=run_context(run),
-        records={(r.step_id, r.iteration): r for r in StepRun.objects.filter(run=run)},
+        records={(r.step_id, r.iteration): r for r in records},
         path=[],  # rebuilt by the walk: replayed decisions are appended again
         chain=[*(run.cause_chain or []), [run.workflow_id, run.pk]],
         account=run.event.account if run.event_id else None,
+        renewed_at=renewed_at,
+        saved_path=[] if first_claim else None,
     )
     try:
         _walk(ex, shared_definition(run.version)["steps"], "")
@@ -386,7 +399,7 @@ def _attempts(
             if transactional:
                 # The action's writes and the success mark commit together, or not at all.
                 with transaction.atomic():
-                    if not lease_fence(run_id=run.pk, owner=ex.owner, path=ex.path):
+                    if not _fence(ex):
                         raise _Fenced
                     with event_cause(run_id=run.pk, chain=ex.chain):
                         output = work(ctx, params)
@@ -399,7 +412,7 @@ def _attempts(
                     output = work(ctx, params)
                 fault_point("after_effect", **where)
                 with transaction.atomic():
-                    if not lease_fence(run_id=run.pk, owner=ex.owner, path=ex.path):
+                    if not _fence(ex):
                         raise _Fenced
                     _mark_succeeded(rec, params, output, ctx)
             fault_point("after_commit", **where)
@@ -436,6 +449,21 @@ def _attempts(
         if not inline:
             raise _Ended
         time.sleep(delay)
+
+
+def _fence(ex: _Execution) -> bool:
+    """Start a step's transaction behind the fence (see leases.py). The run row is written
+    only when the path changed or a quarter of the lease has passed since it was renewed;
+    otherwise it is only checked and locked (no new row version, so none of the run's
+    indexes is touched). Each fence leaves at least three quarters of the lease, and a
+    linear run writes its row to record its path once, not at every step."""
+    if ex.path == ex.saved_path and time.monotonic() - ex.renewed_at < lease_seconds() / 4:
+        return lease_hold(run_id=ex.run.pk, owner=ex.owner)
+    renewing = time.monotonic()
+    if not lease_fence(run_id=ex.run.pk, owner=ex.owner, path=ex.path):
+        return False
+    ex.renewed_at, ex.saved_path = renewing, list(ex.path)
+    return True
 
 
 def _recount_provider_fault(exc: BaseException) -> None:

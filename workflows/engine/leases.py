@@ -1,10 +1,10 @@
 """Run leases: who may execute a run right now.
 
 Every transition is a conditional UPDATE with a count check, so two workers racing for a run
-(or a worker racing a cancel) cannot both win. The executor calls `lease_fence` at the start of
-each step's transaction: it renews the lease and, on PostgreSQL, locks the run row until the
-step commits, so a worker whose lease was taken over cannot commit a step after the new owner
-claimed the run.
+(or a worker racing a cancel) cannot both win. The executor calls `lease_fence` (or, when the
+lease needs no renewal yet, `lease_hold`) at the start of each step's transaction: it checks
+the lease is still ours and, on PostgreSQL, locks the run row until the step commits, so a
+worker whose lease was taken over cannot commit a step after the new owner claimed the run.
 """
 
 from __future__ import annotations
@@ -44,8 +44,11 @@ _CLAIM_SQL = """
 """
 
 
-def lease_claim(*, run_id: int, owner: str) -> bool:
-    """Take a pending run that is due, or a running run whose lease expired."""
+def lease_claim(*, run_id: int, owner: str) -> datetime | None:
+    """Take a pending run that is due, or a running run whose lease expired.
+
+    Returns the claim's time (None: not claimed). A run claimed for the first time gets it as
+    its `started_at`, which tells the executor that the run has no step records yet."""
     at = connection.ops.adapt_datetimefield_value
     now = timezone.now()
     expires = now + timedelta(seconds=lease_seconds())
@@ -54,7 +57,7 @@ def lease_claim(*, run_id: int, owner: str) -> bool:
     params += [Status.PENDING, at(now), Status.RUNNING, at(now)]
     with connection.cursor() as cursor:
         cursor.execute(_CLAIM_SQL, params)
-        return cursor.rowcount == 1
+        return now if cursor.rowcount == 1 else None
 
 
 def lease_fence(*, run_id: int, owner: str, path: list | None = None) -> bool:
@@ -65,6 +68,21 @@ def lease_fence(*, run_id: int, owner: str, path: list | None = None) -> bool:
     # Once per step: plain SQL (see backoffice/updates.py).
     where = {"id": run_id, "lease_owner": owner, "status": Run.Status.RUNNING}
     return update_where(Run, where=where, **changes) == 1
+
+
+# Once per step when the lease needs no renewal: a row lock writes no new row version, so
+# PostgreSQL updates none of the run's indexes (an UPDATE of `lease_expires_at` updates all).
+_HOLD_SQL = "SELECT 1 FROM workflows_run WHERE id = %s AND lease_owner = %s AND status = %s"
+
+
+def lease_hold(*, run_id: int, owner: str) -> bool:
+    """`lease_fence` without renewing: the lease is still ours and the run still runs, and on
+    PostgreSQL the run row stays locked until the transaction ends (SQLite's write lock
+    covers the whole database already)."""
+    sql = _HOLD_SQL + (" FOR UPDATE" if connection.features.has_select_for_update else "")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [run_id, owner, Run.Status.RUNNING])
+        return cursor.fetchone() is not None
 
 
 def lease_defer(*, run_id: int, owner: str, due: datetime, path: list) -> bool:
