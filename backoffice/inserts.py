@@ -10,26 +10,51 @@ before, and no failed statement aborts the caller's transaction.
 from __future__ import annotations
 
 from django.db import connection, models
+from django.db.models.sql import Query
 
 
-def insert_unless_taken(obj: models.Model, *, unique: tuple[str, ...]) -> bool:
-    """INSERT `obj` unless a row with the same `unique` fields exists; True if it was ours.
+def _conflict_target(meta, unique: tuple[str, ...], constraint: str) -> tuple[str, list]:
+    """`(columns)`, plus `WHERE predicate` for a partial unique index (the database matches
+    the index by both)."""
+    condition = None
+    if constraint:
+        found = [c for c in meta.constraints if c.name == constraint]
+        if not found or not isinstance(found[0], models.UniqueConstraint):
+            raise ValueError(f"{meta.label} has no unique constraint named {constraint!r}")
+        unique, condition = tuple(found[0].fields), found[0].condition
+    columns = ", ".join(connection.ops.quote_name(meta.get_field(n).column) for n in unique)
+    if condition is None:
+        return f"({columns})", []
+    query = Query(model=meta.model, alias_cols=False)
+    where, params = query.build_where(condition).as_sql(
+        query.get_compiler(connection=connection), connection
+    )
+    return f"({columns}) WHERE {where}", list(params)
+
+
+def insert_unless_taken(
+    obj: models.Model, *, unique: tuple[str, ...] = (), constraint: str = ""
+) -> bool:
+    """INSERT `obj` unless a row with the same `unique` fields exists, or one that the model's
+    unique constraint named `constraint` (a partial one too) would reject; True if it was ours.
 
     On success `obj` gets its primary key, as `save()` would have given it.
     """
+    if bool(unique) == bool(constraint):
+        raise ValueError("give either the unique fields or the name of a unique constraint")
     meta = obj._meta
     fields = [f for f in meta.concrete_fields if not (f.primary_key and f.get_default() is None)]
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     values = [f.get_db_prep_save(f.pre_save(obj, add=True), connection) for f in fields]
-    conflict = ", ".join(connection.ops.quote_name(meta.get_field(n).column) for n in unique)
+    target, target_params = _conflict_target(meta, unique, constraint)
     pk = connection.ops.quote_name(meta.pk.column)
     sql = (
         f"INSERT INTO {connection.ops.quote_name(meta.db_table)} ({columns}) "
         f"VALUES ({', '.join(['%s'] * len(fields))}) "
-        f"ON CONFLICT ({conflict}) DO NOTHING RETURNING {pk}"
+        f"ON CONFLICT {target} DO NOTHING RETURNING {pk}"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, values)
+        cursor.execute(sql, [*values, *target_params])
         row = cursor.fetchone()
     if row is None:
         return False

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import logging
 
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import DEFERRED
 from django.utils import timezone
 
+from backoffice.inserts import insert_unless_taken
 from billing.events import event_envelope
 from billing.models import Event
 from workflows.definitions import shared_definition
@@ -161,10 +162,8 @@ def _create_runs(event: Event, now, *, guard_duplicates: bool) -> list[int]:
             run.stop_reason = error["message"]
             run.finished_at = now
         if guard_duplicates:
-            try:
-                with transaction.atomic():
-                    run.save()
-            except IntegrityError:
+            # One statement, no savepoint: the partial unique index on (workflow, event).
+            if not insert_unless_taken(run, constraint="run_unique_workflow_event"):
                 continue  # this (workflow, event) already has its run
         else:
             run.save()  # a new event has no runs yet
