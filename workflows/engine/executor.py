@@ -10,13 +10,13 @@ Per action step there are two round trips of our own around the action:
 1. start: one autocommit statement counts the attempt (a StepRun insert or `attempts + 1`),
    durable before the action runs, so a step that kills its worker is stopped after
    `BILLFLOW["STEP_MAX_ATTEMPTS"]` started attempts instead of looping;
-2. execute, one transaction: renew the lease if it is still ours and the run was not canceled
-   (on PostgreSQL the UPDATE also locks the run row until commit, fencing off a worker whose
-   lease was taken over), run the action with the idempotency key `run/step/iteration`, and
-   mark the StepRun succeeded. Billing changes and the success mark commit together or not at
-   all, so a database effect happens exactly once. Actions that talk to the outside world
-   (`transactional = False`: e-mail, HTTP) run before that transaction and rely on their own
-   delivery record for "once".
+2. execute, one transaction: the fence (`_fence`) checks the lease is still ours and the run
+   was not canceled, renewing it when due, and on PostgreSQL locks the run row until commit,
+   fencing off a worker whose lease was taken over; then run the action with the idempotency
+   key `run/step/iteration`, and mark the StepRun succeeded. Billing changes and the success
+   mark commit together or not at all, so a database effect happens exactly once. Actions
+   that talk to the outside world (`transactional = False`: e-mail, HTTP) run before that
+   transaction and rely on their own delivery record for "once".
 
 Retryable failures are retried with exponential backoff and jitter. A failed attempt is
 recorded under the fence, renewing the lease. A retry due within `INLINE_RETRY_SECONDS` (and
