@@ -145,7 +145,10 @@ class Command(BaseCommand):
 
         steps = self.n * STEPS_PER_RUN
         self.stdout.write("")
-        self.stdout.write(f"events per burst: {self.n}; workers: {options['workers']}")
+        self.stdout.write(
+            f"events per burst: {self.n}; workers: {options['workers']}; "
+            f"queue broker: {settings.QUEUE_BROKER}"
+        )
         self.stdout.write(
             f"engine burst:   {burst:.2f} s  {self.n / burst:.1f} runs/s  "
             f"{steps / burst:.0f} steps/s"
