@@ -11,6 +11,7 @@ import shutil
 
 import pytest
 from django.contrib.admin.utils import quote
+from django.db import connections
 from django.test import Client
 
 from tests import factories
@@ -44,6 +45,10 @@ def browser(monkeypatch):
         try:
             yield b
         finally:
+            # Connections are kept (DATABASE_CONN_MAX_AGE): the one the test's database work
+            # opened under Playwright would outlive the session and keep the test database
+            # from being dropped at the end.
+            connections.close_all()
             b.close()
 
 
