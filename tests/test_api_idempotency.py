@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import threading
 
 import pytest
-from django.db import connection
 
 from billing.models import Customer, Event, IdempotencyRecord, PaymentIntent
 from tests import factories
 from tests.api_client import Api, api_for, error_of
+from tests.concurrency import race
 
 
 def _counts() -> tuple[int, int, int]:
@@ -152,23 +151,10 @@ def test_concurrent_requests_with_one_key_write_once():
     """Two requests racing with the same key: one writes, the other waits and replays it."""
     live = factories.environment("live")
     raw = api_for(live).raw_key
-    barrier = threading.Barrier(2)
-    results = []
-
-    def call() -> None:
-        try:
-            barrier.wait(timeout=10)
-            results.append(
-                Api(raw).post("/customers", {"email": "race@example.com"}, idempotency_key="race")
-            )
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=call) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    results = race(
+        2,
+        lambda: Api(raw).post("/customers", {"email": "race@example.com"}, idempotency_key="race"),
+    )
     assert [r.status_code for r in results] == [200, 200]
     assert results[0].json() == results[1].json()
     assert sorted(r.get("Idempotent-Replayed", "") for r in results) == ["", "true"]

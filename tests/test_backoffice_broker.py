@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.conf import Conf
 from django_q.models import OrmQ
 
 from backoffice.broker import SkipLockedORM
+from tests.concurrency import race
 
 
 def _queue(count: int) -> tuple[SkipLockedORM, list[int]]:
@@ -51,27 +50,15 @@ def test_a_claim_whose_retry_passed_is_delivered_again_and_an_ack_deletes_it():
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_claims_never_hand_out_one_task_twice():
-    if connection.vendor != "postgresql":
-        pytest.skip("row locks (SKIP LOCKED) need PostgreSQL")
     broker, ids = _queue(120)
-    claimed: list[list[int]] = []
-    barrier = threading.Barrier(4, timeout=20)
 
-    def claimer() -> None:
+    def claimer() -> list[int]:
         mine: list[int] = []
-        try:
-            barrier.wait()
-            while (tasks := get_broker("broker-test").dequeue()) is not None:
-                mine += _claimed_ids(tasks)
-        finally:
-            claimed.append(mine)
-            connection.close()
+        while (tasks := get_broker("broker-test").dequeue()) is not None:
+            mine += _claimed_ids(tasks)
+        return mine
 
-    threads = [threading.Thread(target=claimer) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    claimed = race(4, claimer)
     every = [task_id for mine in claimed for task_id in mine]
     assert sorted(every) == ids  # all of them, none twice
     assert sum(1 for mine in claimed if mine) > 1  # and the claimers really did share the queue

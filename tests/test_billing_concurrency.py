@@ -3,47 +3,22 @@ connections. Each thread has its own database connection, like separate workers.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 
 from billing import services
 from billing.errors import BillingError, ProviderError
 from billing.models import Customer, PaymentIntent, ProviderFault, Refund
 from tests import factories
+from tests.concurrency import race
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def _race(count: int, call: Callable[[], object]) -> list[object]:
-    """Run `call` in `count` threads released together; results or exceptions, in any order."""
-    barrier = threading.Barrier(count, timeout=20)
-    results: list[object] = []
-
-    def worker() -> None:
-        try:
-            barrier.wait()
-            results.append(call())
-        except Exception as exc:  # collected for the assertions
-            results.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads)
-    return results
 
 
 def test_it_never_refunds_more_than_was_charged_under_concurrency():
     live = factories.environment("live")
     charge = factories.paid_charge(live, amount=1000)
-    results = _race(4, lambda: services.refund_create(charge=charge, amount=600))
+    results = race(4, lambda: services.refund_create(charge=charge, amount=600))
     refunds = [r for r in results if isinstance(r, Refund)]
     errors = [r for r in results if isinstance(r, BillingError)]
     assert (len(refunds), len(errors)) == (1, 3)
@@ -68,7 +43,7 @@ def test_concurrent_step_updates_of_one_customer_lose_no_change():
         with transaction.atomic():
             return action.execute(ctx, {"customer": customer.pk, "metadata": {f"k{n}": "v"}})
 
-    results = _race(6, step)
+    results = race(6, step)
     assert all(isinstance(r, dict) for r in results), results
     customer.refresh_from_db()
     assert customer.metadata == {f"k{n}": "v" for n in range(6)}
@@ -76,7 +51,7 @@ def test_concurrent_step_updates_of_one_customer_lose_no_change():
 
 def test_it_makes_one_object_for_one_key_under_concurrency():
     live = factories.environment("live")
-    results = _race(
+    results = race(
         4,
         lambda: services.customer_create(
             environment=live, email="race@example.com", idempotency_key="same-key"
