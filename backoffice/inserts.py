@@ -1,10 +1,14 @@
-"""`insert_unless_taken`: claim a unique key in one statement, without a savepoint.
+"""INSERTs on the hot paths, each statement built once per model instead of per call.
 
-Claiming an idempotency key used to be "savepoint, INSERT, release (or roll back on the unique
+`insert_unless_taken` claims a unique key in one statement, without a savepoint. Claiming an
+idempotency key used to be "savepoint, INSERT, release (or roll back on the unique
 violation)": three round trips on every billing step and every e-mail. `INSERT … ON CONFLICT
 DO NOTHING RETURNING id` (PostgreSQL and SQLite 3.35+) does the same in one: a concurrent
 insert of the same key waits on the unique index until the other transaction ends, exactly as
 before, and no failed statement aborts the caller's transaction.
+
+`insert_row` is a plain INSERT for a row every billing write appends (its event): the ORM's
+compiler took longer to build it than PostgreSQL took to run it.
 """
 
 from __future__ import annotations
@@ -32,6 +36,47 @@ def _conflict_target(meta, unique: tuple[str, ...], constraint: str) -> tuple[st
     return f"({columns}) WHERE {where}", list(params)
 
 
+_STATEMENTS: dict[tuple, tuple[str, list, list[models.Field]]] = {}
+
+
+def _statement(meta, unique: tuple[str, ...], constraint: str, conflict: bool) -> tuple:
+    """The INSERT for a model (built once per shape), its conflict target's parameters, and
+    the fields whose values it takes."""
+    key = (meta.model, unique, constraint, conflict, connection.vendor)
+    cached = _STATEMENTS.get(key)
+    if cached is None:
+        quote = connection.ops.quote_name
+        fields = [
+            f for f in meta.concrete_fields if not (f.primary_key and f.get_default() is None)
+        ]
+        columns = ", ".join(quote(f.column) for f in fields)
+        sql = (
+            f"INSERT INTO {quote(meta.db_table)} ({columns}) "
+            f"VALUES ({', '.join(['%s'] * len(fields))})"
+        )
+        target_params: list = []
+        if conflict:
+            target, target_params = _conflict_target(meta, unique, constraint)
+            sql += f" ON CONFLICT {target} DO NOTHING"
+        sql += f" RETURNING {quote(meta.pk.column)}"
+        cached = _STATEMENTS[key] = (sql, target_params, fields)
+    return cached
+
+
+def _insert(obj: models.Model, statement: tuple) -> bool:
+    sql, target_params, fields = statement
+    values = [f.get_db_prep_save(f.pre_save(obj, add=True), connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*values, *target_params])
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    obj.pk = row[0]
+    obj._state.adding = False
+    obj._state.db = connection.alias
+    return True
+
+
 def insert_unless_taken(
     obj: models.Model, *, unique: tuple[str, ...] = (), constraint: str = ""
 ) -> bool:
@@ -42,23 +87,11 @@ def insert_unless_taken(
     """
     if bool(unique) == bool(constraint):
         raise ValueError("give either the unique fields or the name of a unique constraint")
-    meta = obj._meta
-    fields = [f for f in meta.concrete_fields if not (f.primary_key and f.get_default() is None)]
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    values = [f.get_db_prep_save(f.pre_save(obj, add=True), connection) for f in fields]
-    target, target_params = _conflict_target(meta, unique, constraint)
-    pk = connection.ops.quote_name(meta.pk.column)
-    sql = (
-        f"INSERT INTO {connection.ops.quote_name(meta.db_table)} ({columns}) "
-        f"VALUES ({', '.join(['%s'] * len(fields))}) "
-        f"ON CONFLICT {target} DO NOTHING RETURNING {pk}"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*values, *target_params])
-        row = cursor.fetchone()
-    if row is None:
-        return False
-    obj.pk = row[0]
-    obj._state.adding = False
-    obj._state.db = connection.alias
-    return True
+    return _insert(obj, _statement(obj._meta, unique, constraint, conflict=True))
+
+
+def insert_row(obj: models.Model) -> None:
+    """INSERT `obj`, as `obj.save()` would for a new object, with the statement built once per
+    model instead of by the ORM's compiler each time. Like `QuerySet.update()`, it sends no
+    signals and calls no `save()` override: the caller sets what `save()` would (an id)."""
+    _insert(obj, _statement(obj._meta, (), "", conflict=False))

@@ -25,7 +25,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from billing.models import Account, Environment, Event, StripeObject
+from backoffice.inserts import insert_row
+from billing.models import Account, Environment, Event, StripeObject, new_id
 from billing.snapshots import snapshot, unix
 
 logger = logging.getLogger(__name__)
@@ -100,7 +101,8 @@ def record_event(
     request = _request.get() or RequestInfo()
     cause = _cause.get()
     dispatch = _dispatcher()
-    event = Event.objects.create(
+    event = Event(
+        id=new_id("evt"),
         environment=environment,
         account=account,
         type=type,
@@ -112,6 +114,7 @@ def record_event(
         cause_chain=cause.chain if cause else [],
         dispatched_at=timezone.now() if dispatch else None,
     )
+    insert_row(event)  # every billing write appends one: built once (backoffice/inserts.py)
     if dispatch:
         # Its writes are part of this transaction; if it raises, the change is undone too.
         dispatch(event)

@@ -7,6 +7,7 @@ from typing import TypeVar
 
 from django.db.models import QuerySet
 
+from backoffice.selects import select_row
 from billing.errors import NotFoundError
 from billing.models import Environment, Event, StripeObject
 
@@ -35,15 +36,14 @@ def get_object(
     """The object with this id in this environment; another environment's object is missing.
 
     `for_update`: read it under a row lock (`SELECT … FOR UPDATE`), inside a transaction."""
-    try:
-        if not _could_be_an_id(id):
-            raise model.DoesNotExist
-        found = objects_in(model, environment)
-        obj = (found.select_for_update() if for_update else found).get(pk=id)
-    except model.DoesNotExist:
+    # The hottest read there is (every API call and workflow step): see backoffice/selects.py.
+    obj = None
+    if _could_be_an_id(id):
+        obj = select_row(model, for_update=for_update, pk=id, environment=environment.pk)
+    if obj is None:
         raise NotFoundError(
             f"No such {model.OBJECT.replace('.', ' ').replace('_', ' ')}: '{id}'", param=param
-        ) from None
+        )
     obj.environment = environment  # it was filtered on: spare the query when it is read
     return obj
 

@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 from django.db.models import Model
 from django.utils import timezone
 
+from backoffice.selects import select_row
+from backoffice.updates import save_fields
 from billing import provider
 from billing.events import record_event
 from billing.idempotency import billing_service
@@ -82,7 +84,10 @@ def _recording_changes(
     what changed in the object's JSON. No change, no event."""
     before = snapshot(obj)
     yield
-    obj.save(update_fields=fields)
+    if fields:
+        save_fields(obj, fields)  # what save(update_fields=…) does, built once per shape
+    else:
+        obj.save()
     previous = changed_attributes(before, snapshot(obj))
     if previous and event_type:
         _event(event_type, obj, previous)
@@ -98,7 +103,9 @@ def _locked(obj: M) -> M:
     """Re-read a row under a lock, so concurrent payments or refunds queue behind each other."""
     if is_locked(obj):
         return obj  # read under a lock in this transaction by our caller (billing.locks)
-    locked = type(obj).objects.select_for_update().get(pk=obj.pk)
+    locked = select_row(type(obj), for_update=True, pk=obj.pk)
+    if locked is None:
+        raise type(obj).DoesNotExist
     # An object never moves to another environment: reuse the one already loaded, if any.
     environment = type(obj)._meta.get_field("environment")
     if environment.is_cached(obj) and locked.environment_id == obj.environment_id:
