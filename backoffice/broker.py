@@ -1,13 +1,23 @@
-"""django-q2's ORM broker, with a one-statement claim on PostgreSQL.
+"""django-q2's ORM broker, with one-statement claims and acknowledgements on PostgreSQL.
 
 The stock ORM broker reads a batch of queued tasks, then takes each with an optimistic
 `UPDATE … WHERE lock = <what it read>`: two statements per task, and clusters that share the
 queue race for the same first rows (the loser's UPDATE changes nothing and it reads again).
 Here one statement claims the oldest due tasks that no one else is claiming at that moment
-(`FOR UPDATE SKIP LOCKED`) and returns them. Everything else (enqueue, visibility timeout,
-acknowledgement by delete, redelivery after `retry`) is django-q2's. SQLite, which has no row
-locks, keeps the stock claim.
+(`FOR UPDATE SKIP LOCKED`) and returns them.
 
+An acknowledgement is one `DELETE`; the stock one goes through Django's deletion collector
+(a transaction of its own: three round trips). Neither a claim nor an acknowledgement waits
+for the disk (backoffice/commits.py): if PostgreSQL lost one in a crash, the task would only
+be delivered again, and a repeated "look at run N" finds the run claimed or done.
+
+Both skip the connection health check django-q's broker asks Django for before every call (a
+`SELECT 1` per task): a connection that died fails the statement instead, and is replaced for
+one more try (backoffice/reconnect.py).
+
+An enqueue is the same INSERT as django-q2's, built once (backoffice/inserts.py); it joins the
+caller's transaction as before. Everything else (visibility timeout, redelivery after `retry`)
+is django-q2's. SQLite, which has no row locks, keeps the stock claim and acknowledgement.
 Enabled by `Q_CLUSTER["broker_class"]` with the ORM broker (config/settings/base.py).
 """
 
@@ -21,10 +31,16 @@ from django_q.brokers.orm import ORM
 from django_q.conf import Conf
 from django_q.models import OrmQ
 
-_CLAIM_SQL = """
-    UPDATE {table} SET lock = %s
+from backoffice.commits import NO_WAIT_CTE
+from backoffice.inserts import insert_row
+from backoffice.reconnect import once_more_if_disconnected
+
+_CLAIM_SQL = f"""
+    WITH {NO_WAIT_CTE}
+    UPDATE {{table}} SET lock = %s
+    FROM no_wait
     WHERE id IN (
-        SELECT id FROM {table}
+        SELECT id FROM {{table}}
         WHERE key = %s AND lock < %s
         ORDER BY id
         LIMIT %s
@@ -32,20 +48,49 @@ _CLAIM_SQL = """
     )
     RETURNING id, payload
 """
+_ACK_SQL = f"WITH {NO_WAIT_CTE} DELETE FROM {{table}} USING no_wait WHERE id = %s"
 
 
 class SkipLockedORM(ORM):
+    def _connection(self):
+        return connections[Conf.ORM]
+
+    def _postgres(self) -> bool:
+        return self._connection().features.has_select_for_update_skip_locked
+
+    def _table(self) -> str:
+        return self._connection().ops.quote_name(OrmQ._meta.db_table)
+
+    def enqueue(self, task):
+        # The stock one also asks Django to check the connection outside a transaction.
+        package = OrmQ(key=self.list_key or Conf.CLUSTER_NAME, payload=task, lock=timezone.now())
+        insert_row(package)
+        return package.pk
+
     def dequeue(self):
-        queue = self.get_connection()  # closes stale connections, as the stock broker does
-        connection = connections[queue.db]
-        if not connection.features.has_select_for_update_skip_locked:
+        if not self._postgres():
             return super().dequeue()
-        now = timezone.now()
-        sql = _CLAIM_SQL.format(table=connection.ops.quote_name(OrmQ._meta.db_table))
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [self.timeout(None), self.list_key, now, Conf.BULK])
-            claimed = sorted(cursor.fetchall())
+        sql = _CLAIM_SQL.format(table=self._table())
+
+        def claim() -> list:
+            params = [self.timeout(None), self.list_key, timezone.now(), Conf.BULK]
+            with self._connection().cursor() as cursor:
+                cursor.execute(sql, params)
+                return sorted(cursor.fetchall())
+
+        claimed = once_more_if_disconnected(claim)
         if claimed:
             return claimed
         sleep(Conf.POLL)  # an empty queue: wait before asking again, as the stock broker does
         return None
+
+    def acknowledge(self, task_id):
+        if not self._postgres():
+            return super().acknowledge(task_id)
+        sql = _ACK_SQL.format(table=self._table())
+
+        def delete() -> None:
+            with self._connection().cursor() as cursor:
+                cursor.execute(sql, [task_id])
+
+        return once_more_if_disconnected(delete)

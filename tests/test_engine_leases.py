@@ -1,8 +1,8 @@
 """What a run's lease costs per step: the run row is written only when something changed.
 
-The executor checks its lease at the start of every step's transaction. Renewing it means a
-new version of the run row (and of every index on it); holding it is a row lock. These tests
-count the statements of real runs, on SQLite and PostgreSQL.
+Each step's start and end check the lease in the statement that writes the step's record.
+Renewing the lease means a new version of the run row (and of every index on it); checking it
+is a row lock. These tests count the statements of real runs, on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import re
 import time
 from datetime import timedelta
 
-from django.db import connection, transaction
+from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -19,12 +19,13 @@ from tests import factories
 from workflows.actions import registry
 from workflows.actions.registry import Action
 from workflows.engine.executor import run_execute
-from workflows.engine.leases import lease_claim, lease_hold
-from workflows.models import Run
+from workflows.engine.leases import lease_claim
+from workflows.engine.records import Fence, records_write
+from workflows.models import Run, StepRun
 from workflows.runs import run_cancel, run_start_manual
 
-RUN_WRITE = re.compile(r'^UPDATE "?workflows_run"?', re.IGNORECASE)
-RUN_HOLD = re.compile(r"^SELECT 1 FROM workflows_run WHERE", re.IGNORECASE)
+RUN_WRITE = re.compile(r'UPDATE\s+"?workflows_run"?\s+SET', re.IGNORECASE)
+STEP_WRITE = re.compile(r'^(WITH .*)?INSERT INTO "workflows_steprun"', re.IGNORECASE | re.DOTALL)
 STEP_RECORDS_READ = re.compile(r'^SELECT .* FROM "workflows_steprun"', re.IGNORECASE)
 
 
@@ -55,7 +56,7 @@ def _tagging(steps: int) -> dict:
 
 
 def _statements(queries: CaptureQueriesContext, pattern: re.Pattern) -> list[str]:
-    return [q["sql"].strip() for q in queries.captured_queries if pattern.match(q["sql"].strip())]
+    return [q["sql"].strip() for q in queries.captured_queries if pattern.search(q["sql"].strip())]
 
 
 def test_a_linear_run_writes_its_row_only_to_claim_record_its_path_and_finish(live, alice):
@@ -68,10 +69,12 @@ def test_a_linear_run_writes_its_row_only_to_claim_record_its_path_and_finish(li
 
     writes = _statements(queries, RUN_WRITE)
     # The claim; the first step after the condition records its decision in `path` (and
-    # renews the lease); the finish. The other two steps only hold the lease.
+    # renews the lease) as it starts; the finish. The other steps only check the lease.
     assert len(writes) == 3, writes
     assert "path" in writes[1] and "lease_expires_at" in writes[1]
-    assert len(_statements(queries, RUN_HOLD)) == 2
+    # Each action step writes its record twice, as it starts and as it ends; the condition's
+    # record goes with the first start.
+    assert len(_statements(queries, STEP_WRITE)) == 6
     # A run claimed for the first time has no step records to read.
     assert _statements(queries, STEP_RECORDS_READ) == []
     run.refresh_from_db()
@@ -105,24 +108,52 @@ def test_the_lease_is_renewed_once_a_quarter_of_it_has_passed(live, alice, setti
         registry.unregister("tests.slow")
 
     renewals = [s for s in _statements(queries, RUN_WRITE) if "lease_expires_at" in s]
-    # Claim, then slow_0 holds (just claimed), slow_1 and slow_2 renew (0.3 s passed each
-    # time), then the finish clears the lease.
+    # Claim, then slow_0 only checks the lease (just claimed), slow_1 and slow_2 renew it as
+    # they start (0.3 s passed each time), then the finish clears the lease.
     assert len(renewals) == 4, renewals
-    assert len(_statements(queries, RUN_HOLD)) == 1
 
 
-def test_a_held_lease_is_only_the_owner_s_while_the_run_runs(live, alice):
+def _record(run: Run, step_id: str, status: str = StepRun.Status.RUNNING) -> StepRun:
+    return StepRun(
+        run=run, step_id=step_id, status=status, attempts=1, idempotency_key=f"{run.pk}/{step_id}/"
+    )
+
+
+def test_a_fenced_record_is_written_only_by_the_owner_while_the_run_runs(live, alice):
     customer = factories.customer(live)
     workflow = factories.workflow_active(live, _tagging(1), alice)
     run = run_start_manual(workflow=workflow, input={"customer": customer.pk}, user=alice)
     assert lease_claim(run_id=run.pk, owner="worker-a") is not None
 
-    with transaction.atomic():
-        assert lease_hold(run_id=run.pk, owner="worker-a")
-        assert not lease_hold(run_id=run.pk, owner="worker-b")
+    assert records_write([_record(run, "a")], fence=Fence(run_id=run.pk, owner="worker-a"))
+    assert records_write([_record(run, "b")], fence=Fence(run_id=run.pk, owner="worker-b")) is None
     run_cancel(run=Run.objects.get(pk=run.pk))
-    with transaction.atomic():
-        assert not lease_hold(run_id=run.pk, owner="worker-a")
+    # Canceled: no step starts, but the owner may still record the end of the step under way.
+    assert records_write([_record(run, "c")], fence=Fence(run_id=run.pk, owner="worker-a")) is None
+    ended = _record(run, "a", StepRun.Status.SUCCEEDED)
+    under_way = Fence(run_id=run.pk, owner="worker-a", under_way=True)
+    assert records_write([ended], fence=under_way)
+    not_ours = Fence(run_id=run.pk, owner="worker-b", under_way=True)
+    assert records_write([_record(run, "b", StepRun.Status.SUCCEEDED)], fence=not_ours) is None
+    stored = {r.step_id: r.status for r in StepRun.objects.filter(run=run)}
+    assert stored == {"a": StepRun.Status.SUCCEEDED}
+
+
+def test_a_record_write_updates_the_step_s_existing_record(live, alice):
+    customer = factories.customer(live)
+    workflow = factories.workflow_active(live, _tagging(1), alice)
+    run = run_start_manual(workflow=workflow, input={"customer": customer.pk}, user=alice)
+    first = _record(run, "a")
+    first.started_at = timezone.now() - timedelta(minutes=5)
+    records_write([first])
+    again = _record(run, "a", StepRun.Status.SUCCEEDED)
+    again.attempts, again.started_at, again.output = 2, timezone.now(), {"done": True}
+    records_write([again])
+
+    [stored] = StepRun.objects.filter(run=run)
+    assert stored.pk == first.pk == again.pk
+    assert (stored.status, stored.attempts, stored.output) == ("succeeded", 2, {"done": True})
+    assert stored.started_at == first.started_at  # an attempt keeps the first start time
 
 
 def test_a_run_taken_over_reads_its_step_records(live, alice):

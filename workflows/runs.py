@@ -215,6 +215,8 @@ def run_restart_preview(*, run: Run) -> list[dict]:
 def run_cancel(*, run: Run, user: Any = None, by: str = "") -> Run:
     """Cancel a pending or running run; a running executor stops before its next step.
 
+    The lease owner's name stays: the worker may still record the end of the step it is in
+    (workflows/engine/records.py), whose effects may already be out.
     `by` names the canceller when it is not a user (an API key) for the stop reason.
     """
     who = by or getattr(user, "get_username", lambda: "")() or "the system"
@@ -225,7 +227,6 @@ def run_cancel(*, run: Run, user: Any = None, by: str = "") -> Run:
             status=Run.Status.CANCELED,
             stop_reason=f"Canceled by {who}.",
             finished_at=timezone.now(),
-            lease_owner="",
             lease_expires_at=None,
             next_attempt_at=None,
         )

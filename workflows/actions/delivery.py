@@ -16,6 +16,7 @@ from django.db import InterfaceError, OperationalError, connection
 from django.utils import timezone
 
 from backoffice.inserts import insert_unless_taken
+from backoffice.updates import update_where
 from workflows.actions.registry import ActionError
 from workflows.models import Delivery
 
@@ -58,7 +59,11 @@ def delivery_claim(*, kind: str, idempotency_key: str, in_progress_seconds: floa
 
 def delivery_mark_sent(*, delivery: Delivery, output: dict, message_id: str = "") -> None:
     def mark() -> None:
-        Delivery.objects.filter(pk=delivery.pk).update(
+        # Once per e-mail or HTTP step: built once (backoffice/updates.py). Durable: without
+        # it a repeat of the step would send again.
+        update_where(
+            Delivery,
+            where={"id": delivery.pk},
             status=Delivery.Status.SENT,
             output=output,
             message_id=message_id,

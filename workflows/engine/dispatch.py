@@ -16,13 +16,15 @@ from __future__ import annotations
 import logging
 
 from django.db import connection, transaction
-from django.db.models import DEFERRED
 from django.utils import timezone
 
 from backoffice.inserts import insert_unless_taken
+from backoffice.partial import partial_instance
+from backoffice.selects import columns_of, from_row
 from billing.events import event_envelope
-from billing.models import Event
+from billing.models import Environment, Event
 from workflows.definitions import shared_definition
+from workflows.engine import active_set
 from workflows.engine.conditions import evaluate
 from workflows.engine.queue import run_enqueue
 from workflows.models import Run, Workflow, WorkflowVersion
@@ -64,6 +66,9 @@ _CANDIDATES_SQL = """
 def _candidates(event: Event) -> list[Workflow]:
     """Active workflows of the event's environment triggered by its type, with their
     published versions (only the fields the dispatcher reads)."""
+    cached = active_set.candidates_for(event.environment_id, event.type)
+    if cached is not None:
+        return cached
     params = [
         event.environment_id,
         Workflow.Status.ACTIVE,
@@ -72,16 +77,12 @@ def _candidates(event: Event) -> list[Workflow]:
     ]
     workflows = []
     for version in WorkflowVersion.objects.raw(_CANDIDATES_SQL, params):
-        fields = {
-            "id": version.workflow_id,
-            "environment_id": event.environment_id,
-            "name": version.workflow_name,
-            "published_version_id": version.pk,
-        }
-        workflow = Workflow.from_db(
-            connection.alias,
-            list(fields),
-            [fields.get(f.attname, DEFERRED) for f in Workflow._meta.concrete_fields],
+        workflow = partial_instance(
+            Workflow,
+            id=version.workflow_id,
+            environment_id=event.environment_id,
+            name=version.workflow_name,
+            published_version_id=version.pk,
         )
         workflow.published_version = version
         workflows.append(workflow)
@@ -133,12 +134,37 @@ def event_dispatch(*, event_id: str) -> list[int]:
     with transaction.atomic():
         # The conditional update is the guard: whoever flips dispatched_at creates the runs;
         # a concurrent or later delivery waits on the row lock, then updates nothing.
-        if not Event.objects.filter(pk=event_id, dispatched_at__isnull=True).update(
-            dispatched_at=now
-        ):
+        event = _take_for_dispatch(event_id, now)
+        if event is None:
             return []
-        event = Event.objects.select_related("environment").get(pk=event_id)
         return _create_runs(event, now, guard_duplicates=True)
+
+
+# PostgreSQL: flip `dispatched_at` and read the event with its environment's kind (the
+# envelope's `livemode`) in one statement.
+_TAKE_SQL = """
+    UPDATE billing_event SET dispatched_at = %s FROM billing_environment e
+    WHERE billing_event.id = %s AND billing_event.dispatched_at IS NULL
+      AND e.id = billing_event.environment_id
+    RETURNING {columns}, e.kind
+"""
+
+
+def _take_for_dispatch(event_id: str, now) -> Event | None:
+    if connection.vendor != "postgresql":
+        taken = Event.objects.filter(pk=event_id, dispatched_at__isnull=True).update(
+            dispatched_at=now
+        )
+        return Event.objects.select_related("environment").get(pk=event_id) if taken else None
+    sql = _TAKE_SQL.format(columns=columns_of(Event, "billing_event"))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [connection.ops.adapt_datetimefield_value(now), event_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    event = from_row(Event, row)
+    event.environment = partial_instance(Environment, id=event.environment_id, kind=row[-1])
+    return event
 
 
 def _create_runs(event: Event, now, *, guard_duplicates: bool) -> list[int]:

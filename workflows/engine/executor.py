@@ -1,22 +1,25 @@
 """Executes one run: claim its lease, walk its steps, one short transaction per step.
 
-One django-q task per run ("look at run N"); the task calls `run_execute`. The walk is the same
-for a fresh run, a run taken over after its worker died, and a restarted run: a step with a
-succeeded StepRun is not executed again, its recorded output (or branch, or loop items) is put
-back into the context, so the rest of the run sees exactly what the first execution saw.
+One django-q task per run ("look at run N"); the task calls `run_execute`. The claim loads the
+run in the same statement (PostgreSQL). The walk is the same for a fresh run, a run taken over
+after its worker died, and a restarted run: a step with a succeeded StepRun is not executed
+again, its recorded output (or branch, or loop items) is put back into the context, so the
+rest of the run sees exactly what the first execution saw.
 
-Per action step there are two round trips of our own around the action:
+Per action step there are two writes of our own around the action (`records.py`):
 
-1. start: one autocommit statement counts the attempt (a StepRun insert or `attempts + 1`),
-   durable before the action runs, so a step that kills its worker is stopped after
-   `BILLFLOW["STEP_MAX_ATTEMPTS"]` started attempts instead of looping;
-2. execute, one transaction: the fence (`_fence`) checks the lease is still ours and the run
-   was not canceled, renewing it when due, and on PostgreSQL locks the run row until commit,
-   fencing off a worker whose lease was taken over; then run the action with the idempotency
-   key `run/step/iteration`, and mark the StepRun succeeded. Billing changes and the success
-   mark commit together or not at all, so a database effect happens exactly once. Actions
-   that talk to the outside world (`transactional = False`: e-mail, HTTP) run before that
-   transaction and rely on their own delivery record for "once".
+1. start: one autocommit statement counts the attempt, durable before the action runs, so a
+   step that kills its worker is stopped after `BILLFLOW["STEP_MAX_ATTEMPTS"]` started
+   attempts instead of looping. It writes only while the lease is ours and the run was not
+   canceled, renews the lease when due, and carries any condition or branch decision taken
+   since the last write;
+2. execute, one transaction: run the action with the idempotency key `run/step/iteration`,
+   then mark the StepRun succeeded behind the fence: the mark is written only while the lease
+   is ours and, on PostgreSQL, locks the run row until commit, so a worker whose lease was
+   taken over cannot commit the step. Billing changes and the success mark commit together or
+   not at all, so a database effect happens exactly once. Actions that talk to the outside
+   world (`transactional = False`: e-mail, HTTP) run outside any transaction and rely on their
+   own delivery record for "once"; their success mark is one fenced autocommit statement.
 
 Retryable failures are retried with exponential backoff and jitter. A failed attempt is
 recorded under the fence, renewing the lease. A retry due within `INLINE_RETRY_SECONDS` (and
@@ -28,41 +31,39 @@ the sweep enqueues it when it is due, so no worker sits idle for minutes.
 from __future__ import annotations
 
 import contextlib
+import copy
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
-from backoffice.inserts import insert_unless_taken
-from backoffice.updates import update_where
 from billing.errors import ProviderError
 from billing.events import event_cause
 from billing.provider import use_up_fault_after_rollback
 from workflows.actions import registry
 from workflows.actions.registry import Action, ActionContext, ActionError, StepSkipped
 from workflows.definitions import shared_definition
+from workflows.engine import active_set
 from workflows.engine.conditions import evaluate
 from workflows.engine.faults import fault_point
 from workflows.engine.leases import (
+    lease_claim,
     lease_defer,
     lease_fence,
     lease_finish,
-    lease_hold,
     lease_seconds,
     worker_id,
 )
+from workflows.engine.records import Fence, records_write
 from workflows.engine.retry import error_details, retry_delay, step_max_attempts
 from workflows.engine.templating import resolve
 from workflows.models import Run, StepRun
 from workflows.notifications import notify_run_failed
 
-# A step's record is unique per (run, step, iteration): claimed with one INSERT, no savepoint.
-STEP_RUN_KEY = ("run", "step_id", "iteration")
 # Retries due sooner than this wait inside the task; later ones go back to the queue.
 INLINE_RETRY_SECONDS = 5.0
 
@@ -76,11 +77,9 @@ class _Fenced(_Ended):
 
 
 def _note_cancel(ex: _Execution, rec: StepRun) -> None:
-    """An attempt counted for a run canceled meanwhile: mark the step canceled, not running."""
+    """An attempt started for a run canceled meanwhile: record the step canceled."""
     if Run.objects.filter(pk=ex.run.pk, status=Run.Status.CANCELED).exists():
-        StepRun.objects.filter(pk=rec.pk, status=StepRun.Status.RUNNING).update(
-            status=StepRun.Status.CANCELED, finished_at=timezone.now()
-        )
+        records_write([_with(rec, status=StepRun.Status.CANCELED, finished_at=timezone.now())])
 
 
 @contextlib.contextmanager
@@ -108,9 +107,13 @@ class _Execution:
     # Loop iterations this execution has walked, nested loops included (see _check_total).
     iterations: int = 0
     # When the lease was last renewed (time.monotonic()), and the path the run row holds
-    # (None: unknown), so a step's fence writes the row only when something changed (_fence).
+    # (None: unknown), so a step's start writes the row only when something changed.
     renewed_at: float = 0.0
     saved_path: list | None = None
+    # Decisions (conditions, branches) not written yet: they go with the next write.
+    pending: list[StepRun] = field(default_factory=list)
+    # The signature of the environment's active workflows the current step started with.
+    active_workflows: str | None = None
 
 
 def step_idempotency_key(run_id: int, step_id: str, iteration: str) -> str:
@@ -128,17 +131,15 @@ def run_context(run: Run) -> dict:
 
 def run_execute(*, run_id: int, owner: str | None = None) -> str:
     """Claim run `run_id` and execute it; returns its status after, or "not_claimed"."""
-    from workflows.engine.leases import lease_claim
-
     owner = owner or worker_id()
     renewed_at = time.monotonic()  # taken before the claim: the lease is at least this fresh
-    claimed_at = lease_claim(run_id=run_id, owner=owner)
-    if claimed_at is None:
+    claim = lease_claim(run_id=run_id, owner=owner)
+    if claim is None:
         return "not_claimed"
-    run = Run.objects.select_related("version", "environment", "event__account").get(pk=run_id)
+    run = claim.run
     # Started by this claim: no worker has executed a step of it yet, so there is nothing to
     # load. Otherwise (taken over, restarted, retried later) its records say what is done.
-    first_claim = run.started_at == claimed_at
+    first_claim = run.started_at == claim.at
     records = [] if first_claim else StepRun.objects.filter(run=run)
     ex = _Execution(
         run=run,
@@ -147,15 +148,16 @@ def run_execute(*, run_id: int, owner: str | None = None) -> str:
         records={(r.step_id, r.iteration): r for r in records},
         path=[],  # rebuilt by the walk: replayed decisions are appended again
         chain=[*(run.cause_chain or []), [run.workflow_id, run.pk]],
-        account=run.event.account if run.event_id else None,
+        account=claim.account,
         renewed_at=renewed_at,
         saved_path=[] if first_claim else None,
     )
     try:
         _walk(ex, shared_definition(run.version)["steps"], "")
+        finished = _finish(ex, Run.Status.SUCCEEDED)
     except _Ended:
-        return Run.objects.filter(pk=run_id).values_list("status", flat=True).first() or ""
-    if lease_finish(run_id=run.pk, owner=owner, status=Run.Status.SUCCEEDED, path=ex.path):
+        finished = False
+    if finished:
         return Run.Status.SUCCEEDED
     return Run.objects.filter(pk=run_id).values_list("status", flat=True).first() or ""
 
@@ -232,13 +234,7 @@ def _condition_step(ex: _Execution, step: dict, iteration: str) -> None:
     _set_output(ex, step["id"], {"result": result})
     if not result:
         reason = f"Condition step '{step['id']}' was false; the steps after it were not run."
-        lease_finish(
-            run_id=ex.run.pk,
-            owner=ex.owner,
-            status=Run.Status.SUCCEEDED,
-            path=ex.path,
-            stop_reason=reason,
-        )
+        _finish(ex, Run.Status.SUCCEEDED, stop_reason=reason)
         raise _Ended
 
 
@@ -399,27 +395,23 @@ def _attempts(
             if transactional:
                 # The action's writes and the success mark commit together, or not at all.
                 with transaction.atomic():
-                    if not _fence(ex):
-                        raise _Fenced
-                    with event_cause(run_id=run.pk, chain=ex.chain):
+                    with (
+                        event_cause(run_id=run.pk, chain=ex.chain),
+                        active_set.seen(run.environment_id, ex.active_workflows),
+                    ):
                         output = work(ctx, params)
                     fault_point("after_effect", **where)
-                    _mark_succeeded(rec, params, output, ctx)
+                    done = _mark_succeeded(ex, rec, params, output, ctx)
             else:
                 # E-mail and HTTP: no database effect to commit with the step, and no lock
                 # held across I/O; the action's own delivery record makes the send once.
                 with event_cause(run_id=run.pk, chain=ex.chain):
                     output = work(ctx, params)
                 fault_point("after_effect", **where)
-                with transaction.atomic():
-                    if not _fence(ex):
-                        raise _Fenced
-                    _mark_succeeded(rec, params, output, ctx)
+                done = _mark_succeeded(ex, rec, params, output, ctx)
+            _adopt(rec, done)
             fault_point("after_commit", **where)
-            if not isinstance(output, dict):
-                output = {"value": output}
-            rec.status, rec.output, rec.params = StepRun.Status.SUCCEEDED, output, params
-            return output
+            return rec.output
         except _Fenced:
             _note_cancel(ex, rec)
             raise
@@ -439,31 +431,125 @@ def _attempts(
         # Inline only while the renewed lease outlasts the wait with room for the next attempt;
         # otherwise the sweep could hand the run to another worker while this one sleeps.
         inline = delay <= min(INLINE_RETRY_SECONDS, lease_seconds() / 4)
+        row = _with(
+            rec,
+            status=StepRun.Status.PENDING,
+            params=params,
+            error=details,
+            attempt_errors=[*(rec.attempt_errors or []), _attempt_error(rec, details)],
+            next_attempt_at=due,
+        )
         with _fenced_transaction(ex, rec):
             # Fenced like a success: a worker whose lease was taken over records nothing.
             if not lease_fence(run_id=run.pk, owner=ex.owner, path=ex.path):
                 raise _Fenced
-            _record_attempt_error(ex, rec, details, params, due)
+            _write(ex, row)
             if not inline:
                 lease_defer(run_id=run.pk, owner=ex.owner, due=due, path=ex.path)
+        _written(ex, rec, row)
         if not inline:
             raise _Ended
         time.sleep(delay)
 
 
-def _fence(ex: _Execution) -> bool:
-    """Start a step's transaction behind the fence (see leases.py). The run row is written
-    only when the path changed or a quarter of the lease has passed since it was renewed;
-    otherwise it is only checked and locked (no new row version, so none of the run's
-    indexes is touched). Each fence leaves at least three quarters of the lease, and a
-    linear run writes its row to record its path once, not at every step."""
-    if ex.path == ex.saved_path and time.monotonic() - ex.renewed_at < lease_seconds() / 4:
-        return lease_hold(run_id=ex.run.pk, owner=ex.owner)
+def _start_attempt(ex: _Execution, step_id: str, iteration: str) -> StepRun:
+    """Count a started attempt, durably, before the step's work begins (or give up).
+
+    One autocommit statement writes the record (with any decisions waiting to be written),
+    only while the lease is ours and the run runs, renewing the lease when that is due; on
+    PostgreSQL it also reads the signature of the environment's active workflows, which the
+    step's events are matched against (`active_set`).
+    """
+    rec = ex.records.get((step_id, iteration))
+    if rec is not None and rec.attempts >= step_max_attempts():
+        message = (
+            f"Step '{step_id}' was started {rec.attempts} times without finishing "
+            "(its worker stopped each time); giving up."
+        )
+        _fail_step(ex, rec, {"type": "attempts_exhausted", "message": message}, rec.params)
+    now = timezone.now()
+    if rec is None:
+        rec = StepRun(
+            run=ex.run,
+            step_id=step_id,
+            iteration=iteration,
+            idempotency_key=step_idempotency_key(ex.run.pk, step_id, iteration),
+        )
+    row = _with(
+        rec,
+        status=StepRun.Status.RUNNING,
+        attempts=rec.attempts + 1,
+        started_at=rec.started_at or now,
+        next_attempt_at=None,
+    )
     renewing = time.monotonic()
-    if not lease_fence(run_id=ex.run.pk, owner=ex.owner, path=ex.path):
-        return False
-    ex.renewed_at, ex.saved_path = renewing, list(ex.path)
-    return True
+    renew = _renewal(ex)
+    written = records_write(
+        [*ex.pending, row],
+        fence=Fence(run_id=ex.run.pk, owner=ex.owner, renew=renew),
+        environment_id=ex.run.environment_id,
+        durable=False,  # a lost start only counts one attempt fewer (backoffice/commits.py)
+    )
+    if written is None:  # canceled, or taken over by another worker
+        _note_cancel(ex, row)
+        raise _Ended
+    ex.pending.clear()
+    if renew is not None:
+        ex.renewed_at, ex.saved_path = renewing, list(ex.path)
+    ex.active_workflows = written.active_workflows
+    _adopt(rec, row)
+    ex.records[(step_id, iteration)] = rec
+    return rec
+
+
+def _renewal(ex: _Execution) -> tuple[datetime, list | None] | None:
+    """The lease's renewal due at this step's start, if any: when the run's path changed since
+    the row was last written, or a quarter of the lease has passed since the last renewal.
+    Otherwise the run row is only checked and locked (no new row version, so none of the
+    run's indexes is touched), and a linear run writes its row to record its path once, not at
+    every step. After every start at least three quarters of the lease are left."""
+    path_changed = ex.path != ex.saved_path
+    if not path_changed and time.monotonic() - ex.renewed_at < lease_seconds() / 4:
+        return None
+    expires = timezone.now() + timedelta(seconds=lease_seconds())
+    return expires, (list(ex.path) if path_changed else None)
+
+
+def _finish(ex: _Execution, status: str, **outcome) -> bool:
+    """End the run if we still hold it, writing any decision not yet written first. Neither
+    commit waits for the disk: if PostgreSQL lost them, the run would be ended again."""
+    if ex.pending:
+        fence = Fence(run_id=ex.run.pk, owner=ex.owner)
+        if records_write(ex.pending, fence=fence, durable=False) is None:
+            return False
+        ex.pending.clear()
+    return lease_finish(
+        run_id=ex.run.pk, owner=ex.owner, status=status, path=ex.path, durable=False, **outcome
+    )
+
+
+def _with(rec: StepRun, **changes) -> StepRun:
+    """A copy of the record with `changes`, to write; the record itself changes only once the
+    write is committed (`_adopt`), so a rolled-back attempt leaves nothing of it behind."""
+    row = copy.copy(rec)
+    for name, value in changes.items():
+        setattr(row, name, value)
+    return row
+
+
+def _adopt(rec: StepRun, row: StepRun) -> None:
+    rec.__dict__.update(row.__dict__)
+
+
+def _write(ex: _Execution, row: StepRun) -> None:
+    """Write a record inside a transaction that already passed the fence, with the decisions
+    waiting to be written (cleared by `_written` once committed)."""
+    records_write([*ex.pending, row])
+
+
+def _written(ex: _Execution, rec: StepRun, row: StepRun) -> None:
+    ex.pending.clear()
+    _adopt(rec, row)
 
 
 def _recount_provider_fault(exc: BaseException) -> None:
@@ -477,25 +563,32 @@ def _recount_provider_fault(exc: BaseException) -> None:
 def _mark_skipped(ex: _Execution, rec: StepRun, params: object, reason: str) -> dict:
     """The action chose not to act: record the step as skipped, with the reason as output."""
     output = {"skipped": True, "reason": reason}
+    row = _with(
+        rec,
+        status=StepRun.Status.SKIPPED,
+        params=params,
+        output=output,
+        error=None,
+        finished_at=timezone.now(),
+        next_attempt_at=None,
+    )
     with _fenced_transaction(ex, rec):
         if not lease_fence(run_id=ex.run.pk, owner=ex.owner):
             raise _Fenced
-        StepRun.objects.filter(pk=rec.pk).update(
-            status=StepRun.Status.SKIPPED,
-            params=params,
-            output=output,
-            error=None,
-            finished_at=timezone.now(),
-            next_attempt_at=None,
-        )
-    rec.status, rec.output, rec.params = StepRun.Status.SKIPPED, output, params
+        _write(ex, row)
+    _written(ex, rec, row)
     return output
 
 
-def _mark_succeeded(rec: StepRun, params: object, output: object, ctx: ActionContext) -> None:
-    update_where(
-        StepRun,
-        where={"id": rec.pk},
+def _mark_succeeded(
+    ex: _Execution, rec: StepRun, params: object, output: object, ctx: ActionContext
+) -> StepRun:
+    """Write the success, only while the lease is ours: the fence locks the run row until the
+    step's transaction commits (PostgreSQL), so a worker whose lease was taken over cannot
+    commit a step after the new owner claimed the run. A cancel during the step lets it end
+    (its effects may be out already); the next step does not start. Returns the record."""
+    row = _with(
+        rec,
         status=StepRun.Status.SUCCEEDED,
         params=params,
         output=output if isinstance(output, dict) else {"value": output},
@@ -504,57 +597,24 @@ def _mark_succeeded(rec: StepRun, params: object, output: object, ctx: ActionCon
         finished_at=timezone.now(),
         next_attempt_at=None,
     )
-
-
-def _start_attempt(ex: _Execution, step_id: str, iteration: str) -> StepRun:
-    """Count a started attempt (committed before the step's work), or give up."""
-    rec = ex.records.get((step_id, iteration))
-    if rec is not None and rec.attempts >= step_max_attempts():
-        message = (
-            f"Step '{step_id}' was started {rec.attempts} times without finishing "
-            "(its worker stopped each time); giving up."
-        )
-        _fail_step(ex, rec, {"type": "attempts_exhausted", "message": message}, rec.params)
-    # One autocommit statement: the count must be durable before the work starts. The lease
-    # is checked (and the run row locked) by the step's own transaction that follows.
-    now = timezone.now()
-    if rec is None:
-        rec = StepRun(
-            run=ex.run,
-            step_id=step_id,
-            iteration=iteration,
-            status=StepRun.Status.RUNNING,
-            attempts=1,
-            idempotency_key=step_idempotency_key(ex.run.pk, step_id, iteration),
-            started_at=now,
-        )
-        if insert_unless_taken(rec, unique=STEP_RUN_KEY):
-            ex.records[(step_id, iteration)] = rec
-            return rec
-        # A worker whose lease we took over started this step after we loaded the records.
-        # Count ours on its row; the step's fence decides who may commit.
-        rec = StepRun.objects.get(run=ex.run, step_id=step_id, iteration=iteration)
-        ex.records[(step_id, iteration)] = rec
-        if rec.status == StepRun.Status.SUCCEEDED:
-            raise _Ended
-    StepRun.objects.filter(pk=rec.pk).update(
-        status=StepRun.Status.RUNNING,
-        attempts=F("attempts") + 1,
-        started_at=rec.started_at or now,
-        next_attempt_at=None,
-    )
-    rec.attempts += 1
-    rec.status = StepRun.Status.RUNNING
-    return rec
+    fence = Fence(run_id=ex.run.pk, owner=ex.owner, under_way=True)
+    # Outside a transaction (e-mail, HTTP) the mark need not wait for the disk: the delivery
+    # record, written durably, already makes a repeat of the step send nothing. In the step's
+    # transaction the commit of the billing changes waits, as always.
+    if records_write([row], fence=fence, durable=False) is None:
+        raise _Fenced
+    return row
 
 
 def _record_decision(
     ex: _Execution, step_id: str, iteration: str, output: dict, branch: str
 ) -> None:
-    """A condition or branch: pure, so one autocommit statement records it.
+    """A condition or branch is pure: its record waits for the next write (the next step's
+    start, or the run's end), which writes it in the same statement.
 
-    The run's `path` is rebuilt by every walk (replayed decisions are appended too) and saved
-    with the next lease renewal or the run's end, so it needs no write of its own here.
+    If the worker stops first, the next one decides again from the same context, so nothing
+    is lost. The run's `path` is rebuilt by every walk (replayed decisions are appended too)
+    and saved with the next lease renewal or the run's end.
     """
     now = timezone.now()
     rec = ex.records.get((step_id, iteration))
@@ -575,36 +635,29 @@ def _record_decision(
             started_at=now,
             **values,
         )
-        if not insert_unless_taken(rec, unique=STEP_RUN_KEY):
-            raise _Ended  # another worker holds this run now
-        ex.records[(step_id, iteration)] = rec
     else:
-        StepRun.objects.filter(pk=rec.pk).update(attempts=F("attempts") + 1, **values)
-        rec.status, rec.output = StepRun.Status.SUCCEEDED, output
+        rec = _with(rec, attempts=rec.attempts + 1, **values)
+    ex.pending.append(rec)
+    ex.records[(step_id, iteration)] = rec
 
 
 def _attempt_error(rec: StepRun, details: dict) -> dict:
     return {"attempt": rec.attempts, **details, "at": timezone.now().isoformat()}
 
 
-def _record_attempt_error(
-    ex: _Execution, rec: StepRun, details: dict, params: object, due: object
-) -> None:
-    rec.attempt_errors = [*(rec.attempt_errors or []), _attempt_error(rec, details)]
-    StepRun.objects.filter(pk=rec.pk).update(
-        status=StepRun.Status.PENDING,
-        params=params,
-        error=details,
-        attempt_errors=rec.attempt_errors,
-        next_attempt_at=due,
-    )
-
-
 def _fail_step(ex: _Execution, rec: StepRun, details: dict, params: object) -> None:
     """Record the step's failure and fail the run there (one transaction); always raises."""
     details = {"type": details["type"], "message": details["message"], **details}
     details.setdefault("retryable", False)
-    rec.attempt_errors = [*(rec.attempt_errors or []), _attempt_error(rec, details)]
+    row = _with(
+        rec,
+        status=StepRun.Status.FAILED,
+        params=params,
+        error=details,
+        attempt_errors=[*(rec.attempt_errors or []), _attempt_error(rec, details)],
+        finished_at=timezone.now(),
+        next_attempt_at=None,
+    )
     with _fenced_transaction(ex, rec):
         # The run first: a worker whose lease was taken over must not rewrite the step.
         if not lease_finish(
@@ -616,15 +669,8 @@ def _fail_step(ex: _Execution, rec: StepRun, details: dict, params: object) -> N
             stop_reason=f"Step '{rec.step_id}' failed: {details['message']}",
         ):
             raise _Fenced
-        StepRun.objects.filter(pk=rec.pk).update(
-            status=StepRun.Status.FAILED,
-            params=params,
-            error=details,
-            attempt_errors=rec.attempt_errors,
-            finished_at=timezone.now(),
-            next_attempt_at=None,
-        )
+        _write(ex, row)
         # The failure notification's outbox row commits (or not) with the failure.
         notify_run_failed(ex.run.pk)
-    rec.status = StepRun.Status.FAILED
+    _written(ex, rec, row)
     raise _Ended

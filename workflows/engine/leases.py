@@ -1,25 +1,32 @@
 """Run leases: who may execute a run right now.
 
 Every transition is a conditional UPDATE with a count check, so two workers racing for a run
-(or a worker racing a cancel) cannot both win. The executor calls `lease_fence` (or, when the
-lease needs no renewal yet, `lease_hold`) at the start of each step's transaction: it checks
-the lease is still ours and, on PostgreSQL, locks the run row until the step commits, so a
-worker whose lease was taken over cannot commit a step after the new owner claimed the run.
+(or a worker racing a cancel) cannot both win. A step's own writes check the lease in the same
+statement (`records.py`): its start renews the lease when due, and its success mark locks the
+run row on PostgreSQL until the step commits, so a worker whose lease was taken over cannot
+commit a step after the new owner claimed the run.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from backoffice.commits import NO_WAIT_CTE
+from backoffice.partial import partial_instance
+from backoffice.reconnect import once_more_if_disconnected
+from backoffice.selects import columns_of, from_row
 from backoffice.updates import update_where
-from workflows.models import Run
+from billing.models import Account, Environment
+from workflows.models import Run, WorkflowVersion
 
 
 def worker_id() -> str:
@@ -44,45 +51,95 @@ _CLAIM_SQL = """
 """
 
 
-def lease_claim(*, run_id: int, owner: str) -> datetime | None:
-    """Take a pending run that is due, or a running run whose lease expired.
+# PostgreSQL: the claim and the load in one statement; the run with what the executor needs of
+# its version (the published definition is cached per process), environment and event. The
+# columns are named, not `*`: a prepared statement must not change its result's shape.
+@functools.cache
+def _claim_and_load_sql(no_wait: bool) -> str:
+    claim = _CLAIM_SQL
+    head = "WITH "
+    if no_wait:  # an autocommit claim need not wait for the disk (backoffice/commits.py)
+        claim = claim.replace("WHERE id", "FROM no_wait WHERE id")
+        head = f"WITH {NO_WAIT_CTE}, "
+    return f"""{head}claimed AS ({claim} RETURNING {columns_of(Run, "workflows_run")})
+        SELECT {columns_of(Run, "claimed")},
+               v.number, v.published_at, e.slug, e.name, e.kind, e.created, ev.account_id
+        FROM claimed
+        JOIN workflows_workflowversion v ON v.id = claimed.version_id
+        JOIN billing_environment e ON e.id = claimed.environment_id
+        LEFT JOIN billing_event ev ON ev.id = claimed.event_id
+    """
 
-    Returns the claim's time (None: not claimed). A run claimed for the first time gets it as
-    its `started_at`, which tells the executor that the run has no step records yet."""
+
+@dataclass(frozen=True)
+class Claim:
+    run: Run  # with its version (partly: what the definition cache needs) and environment
+    at: datetime  # the claim's time; a run claimed for the first time started then
+    account: Account | None  # the connected account of the run's event, if any
+
+
+def lease_claim(*, run_id: int, owner: str) -> Claim | None:
+    """Take a pending run that is due, or a running run whose lease expired, and load it.
+
+    A run claimed for the first time gets the claim's time as its `started_at`, which tells
+    the executor that the run has no step records yet."""
     at = connection.ops.adapt_datetimefield_value
     now = timezone.now()
     expires = now + timedelta(seconds=lease_seconds())
     Status = Run.Status
     params = [Status.RUNNING, owner, at(expires), at(now), run_id]
     params += [Status.PENDING, at(now), Status.RUNNING, at(now)]
-    with connection.cursor() as cursor:
-        cursor.execute(_CLAIM_SQL, params)
-        return now if cursor.rowcount == 1 else None
+    if connection.vendor == "postgresql":
+        # Inside a transaction a no-wait commit would cover all of it.
+        sql = _claim_and_load_sql(no_wait=not connection.in_atomic_block)
+
+        def claim_and_load() -> tuple | None:
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                return cursor.fetchone()
+
+        # A task's first statement: a connection that died while the worker was idle is
+        # replaced (workers skip Django's health check; backoffice/reconnect.py).
+        row = once_more_if_disconnected(claim_and_load)
+        if row is None:
+            return None
+        run = from_row(Run, row)
+        number, published_at, slug, name, kind, created, account_id = row[-7:]
+        run.version = partial_instance(
+            WorkflowVersion,
+            id=run.version_id,
+            workflow_id=run.workflow_id,
+            number=number,
+            published_at=published_at,
+        )
+        run.environment = partial_instance(
+            Environment, id=run.environment_id, slug=slug, name=name, kind=kind, created=created
+        )
+        account = Account.objects.get(pk=account_id) if account_id else None
+        return Claim(run=run, at=now, account=account)
+
+    def claim() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(_CLAIM_SQL, params)
+            return cursor.rowcount
+
+    if once_more_if_disconnected(claim) != 1:
+        return None
+    run = Run.objects.select_related("version", "environment", "event__account").get(pk=run_id)
+    return Claim(run=run, at=now, account=run.event.account if run.event_id else None)
 
 
-def lease_fence(*, run_id: int, owner: str, path: list | None = None) -> bool:
+def lease_fence(
+    *, run_id: int, owner: str, path: list | None = None, expires: datetime | None = None
+) -> bool:
     """Renew the lease if it is still ours and the run still runs (not canceled)."""
-    changes: dict = {"lease_expires_at": timezone.now() + timedelta(seconds=lease_seconds())}
+    expires = expires or timezone.now() + timedelta(seconds=lease_seconds())
+    changes: dict = {"lease_expires_at": expires}
     if path is not None:
         changes["path"] = path
-    # Once per step: plain SQL (see backoffice/updates.py).
+    # Plain SQL (see backoffice/updates.py).
     where = {"id": run_id, "lease_owner": owner, "status": Run.Status.RUNNING}
     return update_where(Run, where=where, **changes) == 1
-
-
-# Once per step when the lease needs no renewal: a row lock writes no new row version, so
-# PostgreSQL updates none of the run's indexes (an UPDATE of `lease_expires_at` updates all).
-_HOLD_SQL = "SELECT 1 FROM workflows_run WHERE id = %s AND lease_owner = %s AND status = %s"
-
-
-def lease_hold(*, run_id: int, owner: str) -> bool:
-    """`lease_fence` without renewing: the lease is still ours and the run still runs, and on
-    PostgreSQL the run row stays locked until the transaction ends (SQLite's write lock
-    covers the whole database already)."""
-    sql = _HOLD_SQL + (" FOR UPDATE" if connection.features.has_select_for_update else "")
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [run_id, owner, Run.Status.RUNNING])
-        return cursor.fetchone() is not None
 
 
 def lease_defer(*, run_id: int, owner: str, due: datetime, path: list) -> bool:
@@ -107,12 +164,15 @@ def lease_finish(
     path: list,
     error: dict | None = None,
     stop_reason: str = "",
+    durable: bool = True,
 ) -> bool:
-    """End the run (succeeded or failed) if we still hold it."""
+    """End the run (succeeded or failed) if we still hold it. `durable=False` for an end
+    that may be lost to a crash of PostgreSQL (the run would be ended again)."""
     return (
         update_where(
             Run,
             where={"id": run_id, "lease_owner": owner, "status": Run.Status.RUNNING},
+            durable=durable,
             status=status,
             path=path,
             error=error,
