@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import environ
@@ -64,7 +65,21 @@ def database_config(default_sqlite: Path) -> dict:
     # Keep connections between requests and tasks: django-q closes "old" connections before
     # every task, and with the default of 0 each run paid for a new PostgreSQL backend.
     config["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", default=60, minimum=0)
-    config["CONN_HEALTH_CHECKS"] = True
+    # Web processes check a kept connection before each request. Worker processes (qcluster)
+    # skip the check, a round trip per task: their first statement of a task replaces a
+    # connection found dead instead (backoffice/reconnect.py).
+    worker_process = sys.argv[1:2] == ["qcluster"]
+    config["CONN_HEALTH_CHECKS"] = env_bool("DATABASE_HEALTH_CHECKS", default=not worker_process)
+    if config["ENGINE"] == "django.db.backends.postgresql" and env_bool(
+        "DATABASE_PREPARED_STATEMENTS", default=True
+    ):
+        # Parameters travel apart from the SQL, and a statement run a few times on a connection
+        # is prepared once: PostgreSQL stops parsing and planning the engine's statements for
+        # every step (measured: half of its CPU per run). Off behind a pooler that cannot
+        # keep prepared statements (PgBouncer in transaction mode before 1.21).
+        config.setdefault("OPTIONS", {})
+        config["OPTIONS"]["server_side_binding"] = True
+        config["OPTIONS"]["prepare_threshold"] = 5
     if config["ENGINE"] == "django.db.backends.sqlite3":
         # Two processes (web and worker) write to one file: wait on locks, take the write lock
         # up front, and use WAL so readers do not block the writer (see shared/DJANGO_Q2.md).

@@ -74,6 +74,7 @@ def qclusters(count: int = 1, workers: int = 1, env: dict | None = None) -> Iter
         "Q_WORKERS": str(workers),
         "Q_POLL": "0.02",
         "PGAPPNAME": WORKER_APPLICATION_NAME,
+        "Q_LOG_LEVEL": "INFO",  # each task in the log: what a failing test shows
         **(env or {}),
     }
     # Settings refuse send timeouts over half the lease: a short test lease shortens them too.

@@ -136,6 +136,10 @@ Q_CLUSTER: dict = {
     "bulk": env_int("Q_BULK", default=4, minimum=1),
     "save_limit": 0,  # save_limit > 0 costs 4-5x throughput; results are pruned by a schedule.
     "poll": env.float("Q_POLL", default=0.05),
+    # A worker process is replaced after this many tasks (django-q's guard against leaks). Its
+    # default of 500 replaced each worker every few seconds under load, with its connection,
+    # prepared statements and caches.
+    "recycle": env_int("Q_RECYCLE", default=5000, minimum=1),
     "catch_up": False,
     "ack_failures": True,
     "label": "Tasks",
@@ -214,6 +218,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # django-q logs two lines per task at INFO; the run inspector is the record of each run.
+    "loggers": {"django-q": {"level": env.str("Q_LOG_LEVEL", default="WARNING")}},
 }
 
 # --- Security (docs/security.md). Behind HTTPS (the default when DEBUG is off) cookies are
