@@ -70,9 +70,8 @@ def database_config(default_sqlite: Path) -> dict:
     # connection found dead instead (backoffice/reconnect.py).
     worker_process = sys.argv[1:2] == ["qcluster"]
     config["CONN_HEALTH_CHECKS"] = env_bool("DATABASE_HEALTH_CHECKS", default=not worker_process)
-    if config["ENGINE"] == "django.db.backends.postgresql" and env_bool(
-        "DATABASE_PREPARED_STATEMENTS", default=True
-    ):
+    prepared_statements = env_bool("DATABASE_PREPARED_STATEMENTS", default=True)
+    if config["ENGINE"] == "django.db.backends.postgresql" and prepared_statements:
         # Parameters travel apart from the SQL, and a statement run a few times on a connection
         # is prepared once: PostgreSQL stops parsing and planning the engine's statements for
         # every step (measured: half of its CPU per run). Off behind a pooler that cannot

@@ -62,3 +62,21 @@ def test_concurrent_claims_never_hand_out_one_task_twice():
     every = [task_id for mine in claimed for task_id in mine]
     assert sorted(every) == ids  # all of them, none twice
     assert sum(1 for mine in claimed if mine) > 1  # and the claimers really did share the queue
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_and_an_ack_replace_a_connection_that_died():
+    from django.db import connection
+
+    from tests.test_backoffice_reconnect import _backend, _terminate
+
+    broker, ids = _queue(2)
+    _terminate(_backend())
+    assert _claimed_ids(broker.dequeue()) == ids
+
+    _terminate(_backend())
+    broker.acknowledge(ids[0])
+
+    assert connection.is_usable()
+    assert list(OrmQ.objects.filter(key="broker-test").values_list("pk", flat=True)) == [ids[1]]

@@ -652,7 +652,9 @@ def test_it_checks_for_cancellation_before_each_step(live, alice):
     finally:
         registry.unregister("tests.cancel_own_run")
     records = steps_of(run)
-    # `after` counted its attempt, then found the run canceled and did nothing.
+    # The step under way when the run was canceled ended; `after` counted its attempt, then
+    # found the run canceled and did nothing.
+    assert records[("stop", "")].status == StepRun.Status.SUCCEEDED
     assert records[("after", "")].status == StepRun.Status.CANCELED
     assert records[("after", "")].output is None
     customer.refresh_from_db()

@@ -27,13 +27,17 @@ from django.db import connection
 from backoffice.partial import partial_instance
 from workflows.models import Workflow, WorkflowVersion
 
-# A scalar sub-select: the environment's active workflows, each as id:version:md5(name)
-# (md5 keeps a name from looking like a separator). Parameters: environment id, status.
+# A scalar sub-select: the environment's active workflows, each as
+# id:version:publication time:md5(name) (md5 keeps a name from looking like a separator; the
+# publication time tells apart two databases that handed out the same ids, as after a
+# restore). Parameters: environment id, status.
 SIGNATURE_SQL = """(
     SELECT COALESCE(string_agg(
-        w.id || ':' || COALESCE(w.published_version_id::text, '-') || ':' || md5(w.name),
+        w.id || ':' || COALESCE(v.id::text, '-') || ':'
+            || COALESCE(extract(epoch FROM v.published_at)::text, '-') || ':' || md5(w.name),
         ',' ORDER BY w.id), '')
     FROM workflows_workflow w
+    LEFT JOIN workflows_workflowversion v ON v.id = w.published_version_id
     WHERE w.environment_id = %s AND w.status = %s AND w.deleted_at IS NULL
 )"""
 
