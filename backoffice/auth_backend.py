@@ -37,8 +37,11 @@ def _user_with_role_sql(vendor: str, where: str = BY_PK) -> str:
     user_id = q(membership.get_field(user_model._meta.model_name).column)
     group_id = q(membership.get_field(group_model._meta.model_name).column)
     cases = " ".join(f"WHEN %s THEN {int(role)}" for role in GROUP_NAMES)
+    # The columns by name, not `*`: a prepared statement must keep its result's shape when a
+    # migration adds a column while this process runs.
+    columns = ", ".join(f"{user_table}.{q(f.column)}" for f in user_model._meta.concrete_fields)
     return (
-        f"SELECT {user_table}.*, (SELECT COALESCE(MAX(CASE g.{q('name')} {cases} ELSE 0 END), 0)"
+        f"SELECT {columns}, (SELECT COALESCE(MAX(CASE g.{q('name')} {cases} ELSE 0 END), 0)"
         f" FROM {group_table} g JOIN {q(membership.db_table)} m ON m.{group_id} = g.{group_pk}"
         f" WHERE m.{user_id} = {user_table}.{user_pk}) AS {ROLE_ANNOTATION}"
         f" FROM {user_table} WHERE {where.format(user=user_table, pk=user_pk)}"
