@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from django.db import connection, models
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 
 M = TypeVar("M", bound=models.Model)
 
@@ -45,12 +45,13 @@ def columns_of(model: type[models.Model], alias: str = "") -> str:
 
 def from_row(model: type[M], row: tuple | list) -> M:
     """An instance from a row of `columns_of(model)` (extra values after them are ignored)."""
+    db = connections[DEFAULT_DB_ALIAS]  # the proxy `connection` costs a lookup per use
     attnames, converters = _converters(model)
     values = list(row[: len(attnames)])
     for index, column, found in converters:
         for converter in found:
-            values[index] = converter(values[index], column, connection)
-    return model.from_db(connection.alias, attnames, values)
+            values[index] = converter(values[index], column, db)
+    return model.from_db(db.alias, attnames, values)
 
 
 def _statement(model: type[models.Model], filters: tuple[str, ...], for_update: bool) -> tuple:
@@ -72,11 +73,12 @@ def select_row(model: type[M], *, for_update: bool = False, **filters: Any) -> M
     keys by id), as an instance; None if there is none. `for_update`: lock it (`SELECT … FOR
     UPDATE`, inside a transaction), where the database has row locks."""
     sql, where = _statement(model, tuple(filters), for_update)
+    db = connections[DEFAULT_DB_ALIAS]
     params = [
-        field.get_db_prep_value(field.get_prep_value(value), connection, prepared=True)
+        field.get_db_prep_value(field.get_prep_value(value), db, prepared=True)
         for field, value in zip(where, filters.values(), strict=True)
     ]
-    with connection.cursor() as cursor:
+    with db.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     return None if row is None else from_row(model, row)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import DatabaseError, connection, models
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, models
 
 from backoffice.commits import NO_WAIT_CTE
 
@@ -50,15 +50,13 @@ def update_where(
     """
     if not where or not values:
         raise ValueError("update_where needs at least one value and one filter")
+    db = connections[DEFAULT_DB_ALIAS]  # the proxy `connection` costs a lookup per use
     # Inside a transaction the setting would cover the whole transaction: write durably.
-    no_wait = not durable and connection.vendor == "postgresql" and not connection.in_atomic_block
+    no_wait = not durable and db.vendor == "postgresql" and not db.in_atomic_block
     sql, fields = _statement(model, tuple(values), tuple(where), no_wait)
     given = [*values.values(), *where.values()]
-    params = [
-        field.get_db_prep_save(value, connection)
-        for field, value in zip(fields, given, strict=True)
-    ]
-    with connection.cursor() as cursor:
+    params = [field.get_db_prep_save(value, db) for field, value in zip(fields, given, strict=True)]
+    with db.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
 

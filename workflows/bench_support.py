@@ -94,6 +94,21 @@ def clusters_stop(clusters: list[BenchCluster], grace: float = 10.0) -> None:
         cluster.kill()
 
 
+def machine_busy_seconds() -> float | None:
+    """CPU seconds the whole machine has spent busy since boot (Linux `/proc/stat`), or None.
+
+    The difference over a phase, divided by its runs, is the CPU one run cost the machine: the
+    workers, PostgreSQL, the cluster's own processes and the benchmark together. On a shared
+    machine that figure moves much less than the wall-clock rate."""
+    try:
+        with open("/proc/stat") as stat:
+            ticks = [int(value) for value in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle and I/O wait
+    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], fraction: float) -> float:
     if not values:
         return float("nan")

@@ -7,8 +7,9 @@ candidates of an environment instead, valid while the environment's *signature* 
 the ids, published versions and names of its active workflows, which is everything the
 candidates are made of (a published version never changes).
 
-The executor reads the signature in the statement that starts a step (`records.py`) and makes
-it current for that step (`seen`). An event the step records is then matched against the
+The executor reads the signature in the statement that starts a step (`records.py`), and the
+sweep's dispatch in the statement that takes an event for dispatch (`dispatch.py`); each makes
+it current for what follows (`seen`). An event the step records is then matched against the
 candidates of exactly that signature, loaded with the signature in one statement when first
 needed. The match therefore sees the workflows active when the step started, a moment before
 its transaction; a workflow activated or deactivated while a step runs counts from the next
@@ -27,19 +28,24 @@ from django.db import connection
 from backoffice.partial import partial_instance
 from workflows.models import Workflow, WorkflowVersion
 
+
 # A scalar sub-select: the environment's active workflows, each as
 # id:version:publication time:md5(name) (md5 keeps a name from looking like a separator; the
 # publication time tells apart two databases that handed out the same ids, as after a
-# restore). Parameters: environment id, status.
-SIGNATURE_SQL = """(
+# restore). Parameters: the environment id (unless given as a column), the status.
+def signature_sql(environment: str = "%s") -> str:
+    return f"""(
     SELECT COALESCE(string_agg(
         w.id || ':' || COALESCE(v.id::text, '-') || ':'
             || COALESCE(extract(epoch FROM v.published_at)::text, '-') || ':' || md5(w.name),
         ',' ORDER BY w.id), '')
     FROM workflows_workflow w
     LEFT JOIN workflows_workflowversion v ON v.id = w.published_version_id
-    WHERE w.environment_id = %s AND w.status = %s AND w.deleted_at IS NULL
+    WHERE w.environment_id = {environment} AND w.status = %s AND w.deleted_at IS NULL
 )"""
+
+
+SIGNATURE_SQL = signature_sql()
 
 # The signature and the candidates it stands for, read by one statement (one snapshot). The
 # LEFT JOIN keeps the signature row when no workflow is triggered by events.

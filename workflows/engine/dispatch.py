@@ -13,6 +13,7 @@ the `run_unique_workflow_event` constraint backs this up.
 
 from __future__ import annotations
 
+import functools
 import logging
 
 from django.db import connection, transaction
@@ -134,37 +135,43 @@ def event_dispatch(*, event_id: str) -> list[int]:
     with transaction.atomic():
         # The conditional update is the guard: whoever flips dispatched_at creates the runs;
         # a concurrent or later delivery waits on the row lock, then updates nothing.
-        event = _take_for_dispatch(event_id, now)
+        event, signature = _take_for_dispatch(event_id, now)
         if event is None:
             return []
-        return _create_runs(event, now, guard_duplicates=True)
+        with active_set.seen(event.environment_id, signature):
+            return _create_runs(event, now, guard_duplicates=True)
 
 
 # PostgreSQL: flip `dispatched_at` and read the event with its environment's kind (the
-# envelope's `livemode`) in one statement.
-_TAKE_SQL = """
-    UPDATE billing_event SET dispatched_at = %s FROM billing_environment e
-    WHERE billing_event.id = %s AND billing_event.dispatched_at IS NULL
-      AND e.id = billing_event.environment_id
-    RETURNING {columns}, e.kind
-"""
+# envelope's `livemode`) and the signature of the environment's active workflows, which its
+# runs are then made from (active_set.py), in one statement.
+@functools.cache
+def _take_sql() -> str:
+    return f"""
+        UPDATE billing_event SET dispatched_at = %s FROM billing_environment e
+        WHERE billing_event.id = %s AND billing_event.dispatched_at IS NULL
+          AND e.id = billing_event.environment_id
+        RETURNING {columns_of(Event, "billing_event")}, e.kind,
+                  {active_set.signature_sql("billing_event.environment_id")}
+    """
 
 
-def _take_for_dispatch(event_id: str, now) -> Event | None:
+def _take_for_dispatch(event_id: str, now) -> tuple[Event | None, str | None]:
     if connection.vendor != "postgresql":
         taken = Event.objects.filter(pk=event_id, dispatched_at__isnull=True).update(
             dispatched_at=now
         )
-        return Event.objects.select_related("environment").get(pk=event_id) if taken else None
-    sql = _TAKE_SQL.format(columns=columns_of(Event, "billing_event"))
+        event = Event.objects.select_related("environment").get(pk=event_id) if taken else None
+        return event, None
+    params = [connection.ops.adapt_datetimefield_value(now), event_id]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [connection.ops.adapt_datetimefield_value(now), event_id])
+        cursor.execute(_take_sql(), [*params, *active_set.signature_params()])
         row = cursor.fetchone()
     if row is None:
-        return None
+        return None, None
     event = from_row(Event, row)
-    event.environment = partial_instance(Environment, id=event.environment_id, kind=row[-1])
-    return event
+    event.environment = partial_instance(Environment, id=event.environment_id, kind=row[-2])
+    return event, row[-1]
 
 
 def _create_runs(event: Event, now, *, guard_duplicates: bool) -> list[int]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 
 from backoffice.commits import NO_WAIT_CTE
 from workflows.engine import active_set
@@ -159,9 +159,10 @@ def records_write(
     """
     if not rows:
         raise ValueError("records_write needs at least one record")
+    db = connections[DEFAULT_DB_ALIAS]  # the proxy `connection` costs a lookup per use
     # Inside a transaction the setting would cover the whole transaction: write durably.
-    durable = durable or connection.in_atomic_block
-    postgres = connection.vendor == "postgresql"
+    durable = durable or db.in_atomic_block
+    postgres = db.vendor == "postgresql"
     if fence is not None and fence.renew is not None and not postgres:
         # SQLite: the renewal is a statement of its own (the write lock makes it safe).
         from workflows.engine.leases import lease_fence
@@ -180,17 +181,17 @@ def records_write(
     params: list = []
     if fence is not None and fence.renew is not None:  # the CTE comes first
         expires, path = fence.renew
-        params.append(connection.ops.adapt_datetimefield_value(expires))
+        params.append(db.ops.adapt_datetimefield_value(expires))
         if path is not None:
-            params.append(Run._meta.get_field("path").get_db_prep_save(path, connection))
+            params.append(Run._meta.get_field("path").get_db_prep_save(path, db))
         params += guard
         guard = []
     for row in rows:
-        params += [f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields]
+        params += [f.get_db_prep_save(getattr(row, f.attname), db) for f in fields]
     params += guard
     if environment_id is not None and postgres:
         params += [environment_id, *active_set.signature_params()]
-    with connection.cursor() as cursor:
+    with db.cursor() as cursor:
         cursor.execute(sql, params)
         returned = cursor.fetchall()
     if not returned:
@@ -199,6 +200,6 @@ def records_write(
     for row in rows:
         row.pk = ids.get((row.step_id, row.iteration), row.pk)
         row._state.adding = False
-        row._state.db = connection.alias
+        row._state.db = db.alias
     signature = returned[0][3] if environment_id is not None and postgres else None
     return Written(ids=ids, active_workflows=signature)

@@ -5,7 +5,8 @@ fresh sandbox environments, and measures the same 5-step work four ways:
 
 1. engine, burst: N `customer.created` events, each starting a 5-step workflow (a condition,
    three `customers.update` billing actions, one `team.email` to the locmem backend); from the
-   first dispatch to the last run finished -> runs/s and steps/s;
+   first dispatch to the last run finished -> runs/s and steps/s, and the CPU the whole
+   machine spent per run meanwhile (Linux);
 2. engine, paced: events at `--rate` per second -> p50/p95 from event commit to run finished;
 3. (a) direct: the same condition and actions called one after the other in this process,
    without the engine (no leases, no step records) -> the cost of durability;
@@ -35,7 +36,12 @@ from billing.models import Customer, Environment, Event
 from workflows import services as workflow_services
 from workflows.actions import registry
 from workflows.actions.registry import ActionContext
-from workflows.bench_support import BenchCluster, clusters_stop, percentile
+from workflows.bench_support import (
+    BenchCluster,
+    clusters_stop,
+    machine_busy_seconds,
+    percentile,
+)
 from workflows.engine.conditions import evaluate
 from workflows.engine.dispatch import event_dispatch
 from workflows.models import Delivery, Run, Workflow
@@ -133,7 +139,7 @@ class Command(BaseCommand):
         cluster = BenchCluster(options["workers"])
         try:
             self._warm_up(engine_env, workflow)
-            burst = self._engine_burst(engine_env, workflow)
+            burst, cpu_per_run = self._engine_burst(engine_env, workflow)
             paced = self._engine_paced(
                 engine_env, workflow, options["rate"], options["paced_seconds"]
             )
@@ -149,9 +155,10 @@ class Command(BaseCommand):
             f"events per burst: {self.n}; workers: {options['workers']}; "
             f"queue broker: {settings.QUEUE_BROKER}"
         )
+        cpu = f"  machine CPU {cpu_per_run * 1000:.1f} ms per run" if cpu_per_run else ""
         self.stdout.write(
             f"engine burst:   {burst:.2f} s  {self.n / burst:.1f} runs/s  "
-            f"{steps / burst:.0f} steps/s"
+            f"{steps / burst:.0f} steps/s{cpu}"
         )
         self.stdout.write(
             f"engine paced:   {paced['count']} events at {options['rate']:.0f}/s  "
@@ -231,14 +238,21 @@ class Command(BaseCommand):
             event_dispatch(event_id=event_id)
         self._wait(self._finished(workflow, event_ids), "the warm-up runs")
 
-    def _engine_burst(self, environment: Environment, workflow: Workflow) -> float:
+    def _engine_burst(
+        self, environment: Environment, workflow: Workflow
+    ) -> tuple[float, float | None]:
+        """Seconds from the first dispatch to the last run finished, and machine CPU per run."""
         event_ids = self._customers(environment, self.n, "burst")
+        busy = machine_busy_seconds()
         started = time.time()
         for event_id in event_ids:
             event_dispatch(event_id=event_id)
         self._wait(self._finished(workflow, event_ids), "the burst runs")
+        busy_after = machine_busy_seconds()
         last = Run.objects.filter(event_id__in=event_ids).aggregate(m=Max("finished_at"))["m"]
-        return last.timestamp() - started
+        # The wait notices the end up to half a second late: CPU is counted over that too.
+        cpu = (busy_after - busy) / self.n if busy is not None and busy_after else None
+        return last.timestamp() - started, cpu
 
     def _engine_paced(
         self, environment: Environment, workflow: Workflow, rate: float, seconds: float
