@@ -188,6 +188,8 @@ def test_a_cluster_killed_with_tasks_prefetched_is_finished_by_another(
     report = audit_ledger(live, smtp=smtp_server, expect_runs=runs, expect_emails=runs)
     assert report.statuses == {Run.Status.SUCCEEDED: runs}
     print(f"\n{done_at_kill} runs done at the kill, {stranded} finished by the second cluster")
+    # Killed between the server's acceptance and the sent mark: the documented second copy.
+    print(f"e-mails sent again after a send cut short by the kill: {report.emails_resent}")
 
 
 # --- database connections terminated mid-step --------------------------------------------------

@@ -101,3 +101,26 @@ def test_it_names_an_email_received_twice_and_a_delivery_missing(live, welcomed,
     assert f"received 2 messages with Message-ID {first.message_id}, not one" in problems
     assert f"step {second.idempotency_key} succeeded with 0 sent deliveries" in problems
     assert f"Message-ID {second.message_id} that no sent delivery" in problems
+
+
+def test_it_allows_a_copy_only_for_a_send_taken_over_after_a_worker_died(
+    live, welcomed, smtp_server
+):
+    """The documented exception: the delivery records the second attempt that sent the copy."""
+    first, second = Delivery.objects.order_by("pk")
+    Delivery.objects.filter(pk=first.pk).update(attempts=2)
+    for delivery in (first, second, second):
+        copy = EmailMessage("again", "again", to=["mona@example.com"])
+        copy.extra_headers["Message-ID"] = delivery.message_id
+        copy.send()
+
+    problems = audit_problems(live, smtp_server)
+    assert f"Message-ID {first.message_id}" not in problems  # 2 copies, 2 attempts: allowed
+    assert f"received 3 messages with Message-ID {second.message_id}, not one" in problems
+
+    Delivery.objects.filter(pk=second.pk).update(attempts=3)
+    report = audit_ledger(live, smtp=smtp_server)
+    assert sorted(report.emails_resent) == [
+        (first.idempotency_key, 2),
+        (second.idempotency_key, 3),
+    ]

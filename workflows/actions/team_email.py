@@ -12,6 +12,7 @@ SMTP trouble that may pass (connection refused, timeouts, 4xx replies) is a retr
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import smtplib
@@ -134,21 +135,23 @@ def _smtp_error(exc: Exception) -> ActionError:
     )
 
 
-def _send(*, ctx: ActionContext, preview: dict, addresses: list[str]) -> dict:
+def _send(*, ctx: ActionContext, preview: dict, addresses: list[str], connection) -> dict:
     message_id = message_id_for(ctx.idempotency_key)
     headers = {"Message-ID": message_id, "X-Billflow-Idempotency-Key": ctx.idempotency_key}
     if ctx.run_id is not None:
         headers["X-Billflow-Run"] = str(ctx.run_id)
-    timeout = getattr(settings, "EMAIL_TIMEOUT", None) or DEFAULT_SMTP_TIMEOUT
     message = EmailMessage(
         subject=preview["subject"],
         body=preview["text"],
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=addresses,
         headers=headers,
-        connection=get_connection(fail_silently=False, timeout=timeout),
+        connection=connection,
     )
     try:
+        # Opened here, so sending leaves it open: the caller says goodbye to the server only
+        # once the send is recorded (see `execute`).
+        connection.open()
         message.send()
     except (smtplib.SMTPException, OSError) as exc:
         raise _smtp_error(exc) from exc
@@ -168,12 +171,23 @@ def execute(ctx: ActionContext, params: dict) -> dict:
     if ctx.dry_run:
         return {"message_id": "", "recipients": addresses, "subject": preview["subject"]}
     timeout = getattr(settings, "EMAIL_TIMEOUT", None) or DEFAULT_SMTP_TIMEOUT
-    return delivery_send_once(
-        kind=Delivery.Kind.EMAIL,
-        idempotency_key=ctx.idempotency_key,
-        in_progress_seconds=float(timeout) * 2,
-        send=lambda: _send(ctx=ctx, preview=preview, addresses=addresses),
-    )
+    connection = get_connection(fail_silently=False, timeout=timeout)
+    try:
+        return delivery_send_once(
+            kind=Delivery.Kind.EMAIL,
+            idempotency_key=ctx.idempotency_key,
+            in_progress_seconds=float(timeout) * 2,
+            send=lambda: _send(
+                ctx=ctx, preview=preview, addresses=addresses, connection=connection
+            ),
+        )
+    finally:
+        # QUIT only after the delivery is marked sent: a worker killed between the server's
+        # acceptance and that mark is the one way a second copy can go out (with the same
+        # Message-ID), and the server's answer to QUIT no longer widens that window. The
+        # message is out by then, so a failed goodbye is not the step's failure.
+        with contextlib.suppress(smtplib.SMTPException, OSError):
+            connection.close()
 
 
 def validate_params(params: dict) -> list[tuple[str, str]]:
