@@ -19,10 +19,9 @@ from django.urls import reverse
 
 from workflows import system
 from workflows.actions import team_email
-from workflows.actions.delivery import delivery_send_once
 from workflows.actions.registry import Action, ActionContext, ActionError, InputField, StepSkipped
 from workflows.actions.registry import register as _register
-from workflows.models import Delivery, ProviderNotification, SystemStatistic
+from workflows.models import ProviderNotification, SystemStatistic
 
 GROUP = "System"
 INPUTS = (
@@ -115,14 +114,8 @@ def email_customer(ctx: ActionContext, params: dict) -> dict:
         raise ActionError(f"The e-mail template failed: {exc}", type="template_error") from exc
     if ctx.dry_run:
         return {"message_id": "", "recipients": [customer.email], "subject": subject}
-    timeout = getattr(settings, "EMAIL_TIMEOUT", None) or team_email.DEFAULT_SMTP_TIMEOUT
     preview = {"subject": subject, "text": body}
-    return delivery_send_once(
-        kind=Delivery.Kind.EMAIL,
-        idempotency_key=ctx.idempotency_key,
-        in_progress_seconds=float(timeout) * 2,
-        send=lambda: team_email._send(ctx=ctx, preview=preview, addresses=[customer.email]),
-    )
+    return team_email.email_send_once(ctx=ctx, preview=preview, addresses=[customer.email])
 
 
 def notify_team(ctx: ActionContext, params: dict) -> dict:

@@ -170,6 +170,11 @@ def execute(ctx: ActionContext, params: dict) -> dict:
         raise ActionError("subject is required.", type="invalid_request_error", param="subject")
     if ctx.dry_run:
         return {"message_id": "", "recipients": addresses, "subject": preview["subject"]}
+    return email_send_once(ctx=ctx, preview=preview, addresses=addresses)
+
+
+def email_send_once(*, ctx: ActionContext, preview: dict, addresses: list[str]) -> dict:
+    """Send `preview` to `addresses` once per step key (the delivery record, delivery.py)."""
     timeout = getattr(settings, "EMAIL_TIMEOUT", None) or DEFAULT_SMTP_TIMEOUT
     connection = get_connection(fail_silently=False, timeout=timeout)
     try:
