@@ -16,6 +16,8 @@ from __future__ import annotations
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 from django.db.models.sql import Query
 
+from backoffice.writebehind import defer
+
 
 def _conflict_target(meta, unique: tuple[str, ...], constraint: str) -> tuple[str, list]:
     """`(columns)`, plus `WHERE predicate` for a partial unique index (the database matches
@@ -63,18 +65,25 @@ def _statement(meta, unique: tuple[str, ...], constraint: str, conflict: bool) -
     return cached
 
 
+def _params(obj: models.Model, statement: tuple, db) -> list:
+    _, target_params, fields = statement
+    return [*(f.get_db_prep_save(f.pre_save(obj, add=True), db) for f in fields), *target_params]
+
+
+def _stored(obj: models.Model, db) -> None:
+    obj._state.adding = False
+    obj._state.db = db.alias
+
+
 def _insert(obj: models.Model, statement: tuple) -> bool:
-    sql, target_params, fields = statement
     db = connections[DEFAULT_DB_ALIAS]  # the proxy `connection` costs a lookup per use
-    values = [f.get_db_prep_save(f.pre_save(obj, add=True), db) for f in fields]
     with db.cursor() as cursor:
-        cursor.execute(sql, [*values, *target_params])
+        cursor.execute(statement[0], _params(obj, statement, db))
         row = cursor.fetchone()
     if row is None:
         return False
     obj.pk = row[0]
-    obj._state.adding = False
-    obj._state.db = db.alias
+    _stored(obj, db)
     return True
 
 
@@ -94,5 +103,14 @@ def insert_unless_taken(
 def insert_row(obj: models.Model) -> None:
     """INSERT `obj`, as `obj.save()` would for a new object, with the statement built once per
     model instead of by the ORM's compiler each time. Like `QuerySet.update()`, it sends no
-    signals and calls no `save()` override: the caller sets what `save()` would (an id)."""
-    _insert(obj, _statement(obj._meta, (), "", conflict=False))
+    signals and calls no `save()` override: the caller sets what `save()` would (an id).
+
+    A row whose primary key the caller chose (an event's id) needs no answer: inside
+    `deferred_writes()` it goes with the transaction's next statement (writebehind.py)."""
+    statement = _statement(obj._meta, (), "", conflict=False)
+    if obj.pk is not None:
+        db = connections[DEFAULT_DB_ALIAS]
+        if defer(statement[0], _params(obj, statement, db)):
+            _stored(obj, db)
+            return
+    _insert(obj, statement)

@@ -15,6 +15,7 @@ from typing import Any
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, models
 
 from backoffice.commits import NO_WAIT_CTE
+from backoffice.writebehind import defer
 
 _STATEMENTS: dict[tuple, tuple[str, list[models.Field]]] = {}
 
@@ -39,6 +40,21 @@ def _statement(
     return cached
 
 
+def _prepared(
+    model: type[models.Model], where: dict[str, Any], durable: bool, values: dict[str, Any]
+) -> tuple[str, list]:
+    if not where or not values:
+        raise ValueError("update_where needs at least one value and one filter")
+    db = connections[DEFAULT_DB_ALIAS]  # the proxy `connection` costs a lookup per use
+    # Inside a transaction the setting would cover the whole transaction: write durably.
+    no_wait = not durable and db.vendor == "postgresql" and not db.in_atomic_block
+    sql, fields = _statement(model, tuple(values), tuple(where), no_wait)
+    given = [*values.values(), *where.values()]
+    return sql, [
+        field.get_db_prep_save(value, db) for field, value in zip(fields, given, strict=True)
+    ]
+
+
 def update_where(
     model: type[models.Model], *, where: dict[str, Any], durable: bool = True, **values: Any
 ) -> int:
@@ -48,24 +64,27 @@ def update_where(
     autocommit update whose commit need not wait for the disk (`backoffice.commits`); inside a
     transaction it is ignored, as it would cover the whole transaction.
     """
-    if not where or not values:
-        raise ValueError("update_where needs at least one value and one filter")
-    db = connections[DEFAULT_DB_ALIAS]  # the proxy `connection` costs a lookup per use
-    # Inside a transaction the setting would cover the whole transaction: write durably.
-    no_wait = not durable and db.vendor == "postgresql" and not db.in_atomic_block
-    sql, fields = _statement(model, tuple(values), tuple(where), no_wait)
-    given = [*values.values(), *where.values()]
-    params = [field.get_db_prep_save(value, db) for field, value in zip(fields, given, strict=True)]
-    with db.cursor() as cursor:
+    sql, params = _prepared(model, where, durable, values)
+    with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
+
+
+def _one_row(cursor) -> None:
+    if cursor.rowcount != 1:
+        raise DatabaseError("Save with update_fields did not affect any rows.")
 
 
 def save_fields(obj: models.Model, names: list[str]) -> None:
     """`obj.save(update_fields=names)` with the statement built once per shape. Each field's
     `pre_save` runs (an `auto_now` stamp is set), but, as with `QuerySet.update()`, no
-    signal is sent and no `save()` override is called."""
+    signal is sent and no `save()` override is called. Inside `deferred_writes()` the UPDATE
+    goes with the transaction's next statement (backoffice/writebehind.py)."""
     meta = obj._meta
     values = {name: meta.get_field(name).pre_save(obj, False) for name in names}
-    if update_where(type(obj), where={meta.pk.name: obj.pk}, **values) != 1:
-        raise DatabaseError("Save with update_fields did not affect any rows.")
+    sql, params = _prepared(type(obj), {meta.pk.name: obj.pk}, True, values)
+    if defer(sql, params, check=_one_row):
+        return
+    with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+        cursor.execute(sql, params)
+        _one_row(cursor)

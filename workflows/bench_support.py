@@ -94,8 +94,10 @@ def clusters_stop(clusters: list[BenchCluster], grace: float = 10.0) -> None:
         cluster.kill()
 
 
-def machine_busy_seconds() -> float | None:
-    """CPU seconds the whole machine has spent busy since boot (Linux `/proc/stat`), or None.
+def machine_cpu_seconds() -> tuple[float, float] | None:
+    """CPU seconds the whole machine has spent busy since boot, and those its host took from
+    it (steal: a virtual machine waiting for a real core), from Linux's `/proc/stat`; None
+    elsewhere.
 
     The difference over a phase, divided by its runs, is the CPU one run cost the machine: the
     workers, PostgreSQL, the cluster's own processes and the benchmark together. On a shared
@@ -105,8 +107,10 @@ def machine_busy_seconds() -> float | None:
             ticks = [int(value) for value in stat.readline().split()[1:]]
     except (OSError, ValueError):
         return None
-    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle and I/O wait
-    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+    ticks += [0] * (8 - len(ticks))
+    user, nice, system, _idle, _iowait, irq, softirq, steal = ticks[:8]
+    per_second = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq) / per_second, steal / per_second
 
 
 def percentile(values: list[float], fraction: float) -> float:

@@ -41,6 +41,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from backoffice.writebehind import deferred_writes
 from billing.errors import ProviderError
 from billing.events import event_cause
 from billing.provider import use_up_fault_after_rollback
@@ -394,7 +395,8 @@ def _attempts(
             fault_point("before_effect", **where)
             if transactional:
                 # The action's writes and the success mark commit together, or not at all.
-                with transaction.atomic():
+                # Writes no one waits for go with the next statement (writebehind.py).
+                with transaction.atomic(), deferred_writes():
                     with (
                         event_cause(run_id=run.pk, chain=ex.chain),
                         active_set.seen(run.environment_id, ex.active_workflows),

@@ -39,7 +39,7 @@ from workflows.actions.registry import ActionContext
 from workflows.bench_support import (
     BenchCluster,
     clusters_stop,
-    machine_busy_seconds,
+    machine_cpu_seconds,
     percentile,
 )
 from workflows.engine.conditions import evaluate
@@ -139,7 +139,7 @@ class Command(BaseCommand):
         cluster = BenchCluster(options["workers"])
         try:
             self._warm_up(engine_env, workflow)
-            burst, cpu_per_run = self._engine_burst(engine_env, workflow)
+            burst, cpu_per_run, steal_per_run = self._engine_burst(engine_env, workflow)
             paced = self._engine_paced(
                 engine_env, workflow, options["rate"], options["paced_seconds"]
             )
@@ -155,7 +155,12 @@ class Command(BaseCommand):
             f"events per burst: {self.n}; workers: {options['workers']}; "
             f"queue broker: {settings.QUEUE_BROKER}"
         )
-        cpu = f"  machine CPU {cpu_per_run * 1000:.1f} ms per run" if cpu_per_run else ""
+        cpu = ""
+        if cpu_per_run is not None:
+            cpu = (
+                f"  machine CPU {cpu_per_run * 1000:.1f} ms per run"
+                f" (+{steal_per_run * 1000:.1f} ms taken by the host)"
+            )
         self.stdout.write(
             f"engine burst:   {burst:.2f} s  {self.n / burst:.1f} runs/s  "
             f"{steps / burst:.0f} steps/s{cpu}"
@@ -240,19 +245,22 @@ class Command(BaseCommand):
 
     def _engine_burst(
         self, environment: Environment, workflow: Workflow
-    ) -> tuple[float, float | None]:
-        """Seconds from the first dispatch to the last run finished, and machine CPU per run."""
+    ) -> tuple[float, float | None, float | None]:
+        """Seconds from the first dispatch to the last run finished, and the machine's CPU per
+        run meanwhile: its own, and what its host took (steal)."""
         event_ids = self._customers(environment, self.n, "burst")
-        busy = machine_busy_seconds()
+        before = machine_cpu_seconds()
         started = time.time()
         for event_id in event_ids:
             event_dispatch(event_id=event_id)
         self._wait(self._finished(workflow, event_ids), "the burst runs")
-        busy_after = machine_busy_seconds()
+        after = machine_cpu_seconds()
         last = Run.objects.filter(event_id__in=event_ids).aggregate(m=Max("finished_at"))["m"]
+        elapsed = last.timestamp() - started
+        if before is None or after is None:
+            return elapsed, None, None
         # The wait notices the end up to half a second late: CPU is counted over that too.
-        cpu = (busy_after - busy) / self.n if busy is not None and busy_after else None
-        return last.timestamp() - started, cpu
+        return elapsed, (after[0] - before[0]) / self.n, (after[1] - before[1]) / self.n
 
     def _engine_paced(
         self, environment: Environment, workflow: Workflow, rate: float, seconds: float
