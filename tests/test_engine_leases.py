@@ -11,6 +11,7 @@ import re
 import time
 from datetime import timedelta
 
+import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -137,6 +138,13 @@ def test_a_fenced_record_is_written_only_by_the_owner_while_the_run_runs(live, a
     assert records_write([_record(run, "b", StepRun.Status.SUCCEEDED)], fence=not_ours) is None
     stored = {r.step_id: r.status for r in StepRun.objects.filter(run=run)}
     assert stored == {"a": StepRun.Status.SUCCEEDED}
+
+
+def test_a_fence_that_renews_the_lease_cannot_also_be_the_end_of_a_step_under_way():
+    # Renewing belongs to a step's start; the end of a step under way may write on a canceled
+    # run, and a start must never do that.
+    with pytest.raises(ValueError, match="only its end may be under way"):
+        Fence(run_id=1, owner="worker-a", renew=timezone.now(), under_way=True)
 
 
 def test_a_record_write_updates_the_step_s_existing_record(live, alice):

@@ -8,7 +8,7 @@ rest of the run sees exactly what the first execution saw.
 
 Per action step there are two writes of our own around the action (`records.py`):
 
-1. start: one autocommit statement counts the attempt, durable before the action runs, so a
+1. start: one autocommit statement counts the attempt, committed before the action runs, so a
    step that kills its worker is stopped after `BILLFLOW["STEP_MAX_ATTEMPTS"]` started
    attempts instead of looping. It writes only while the lease is ours and the run was not
    canceled, renews the lease when due, and carries any condition or branch decision taken
@@ -455,7 +455,7 @@ def _attempts(
 
 
 def _start_attempt(ex: _Execution, step_id: str, iteration: str) -> StepRun:
-    """Count a started attempt, durably, before the step's work begins (or give up).
+    """Count a started attempt, committed before the step's work begins (or give up).
 
     One autocommit statement writes the record (with any decisions waiting to be written),
     only while the lease is ours and the run runs, renewing the lease when that is due; on

@@ -20,6 +20,7 @@ active workflows (`active_set`), and commit without waiting for the disk
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -62,6 +63,10 @@ class Fence:
     # The end of a step under way: allowed on a run canceled meanwhile (still by the owner).
     under_way: bool = False
 
+    def __post_init__(self) -> None:
+        if self.renew is not None and self.under_way:
+            raise ValueError("a step's start renews the lease; only its end may be under way")
+
 
 @dataclass(frozen=True)
 class Written:
@@ -73,7 +78,8 @@ class Written:
 _SQL: dict[tuple, str] = {}
 
 
-def _fields():
+@functools.cache
+def _fields() -> list:
     meta = StepRun._meta
     return [meta.get_field(name) for name in _WRITTEN]
 
