@@ -19,3 +19,10 @@ FROM no_wait WHERE …`. It is one round trip and works with either parameter bi
 from __future__ import annotations
 
 NO_WAIT_CTE = "no_wait AS (SELECT set_config('synchronous_commit', 'off', true) AS off)"
+
+
+def commit_without_waiting(db, *, durable: bool) -> bool:
+    """Whether a statement may carry `NO_WAIT_CTE`: not asked to be durable, on PostgreSQL, and
+    in autocommit (inside a transaction the setting would cover the whole transaction, which
+    then must wait as usual)."""
+    return not durable and db.vendor == "postgresql" and not db.in_atomic_block

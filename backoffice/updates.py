@@ -14,7 +14,7 @@ from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, models
 
-from backoffice.commits import NO_WAIT_CTE
+from backoffice.commits import NO_WAIT_CTE, commit_without_waiting
 from backoffice.writebehind import defer
 
 _STATEMENTS: dict[tuple, tuple[str, list[models.Field]]] = {}
@@ -30,12 +30,8 @@ def _statement(
         fields = [meta.get_field(name) for name in (*names, *filters)]
         assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields[: len(names)])
         conditions = " AND ".join(f"{quote(f.column)} = %s" for f in fields[len(names) :])
-        sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {conditions}"
-        if no_wait:
-            sql = (
-                f"WITH {NO_WAIT_CTE} UPDATE {quote(meta.db_table)} SET {assignments} "
-                f"FROM no_wait WHERE {conditions}"
-            )
+        head, source = (f"WITH {NO_WAIT_CTE} ", " FROM no_wait") if no_wait else ("", "")
+        sql = f"{head}UPDATE {quote(meta.db_table)} SET {assignments}{source} WHERE {conditions}"
         cached = _STATEMENTS[key] = (sql, fields)
     return cached
 
@@ -46,8 +42,7 @@ def _prepared(
     if not where or not values:
         raise ValueError("update_where needs at least one value and one filter")
     db = connections[DEFAULT_DB_ALIAS]  # the proxy `connection` costs a lookup per use
-    # Inside a transaction the setting would cover the whole transaction: write durably.
-    no_wait = not durable and db.vendor == "postgresql" and not db.in_atomic_block
+    no_wait = commit_without_waiting(db, durable=durable)
     sql, fields = _statement(model, tuple(values), tuple(where), no_wait)
     given = [*values.values(), *where.values()]
     return sql, [

@@ -47,6 +47,15 @@ def signature_sql(environment: str = "%s") -> str:
 
 SIGNATURE_SQL = signature_sql()
 
+# What makes a workflow a candidate for an environment's events: active, not deleted, and
+# its published version triggered by events (`w` the workflow, `v` that version). Parameters:
+# `candidate_params`. The dispatcher's own query adds the event type (dispatch.py).
+CANDIDATES_FROM = """
+    FROM workflows_workflow w
+    JOIN workflows_workflowversion v ON v.id = w.published_version_id
+    WHERE w.environment_id = %s AND w.status = %s AND w.deleted_at IS NULL
+      AND v.trigger_type = %s"""
+
 # The signature and the candidates it stands for, read by one statement (one snapshot). The
 # LEFT JOIN keeps the signature row when no workflow is triggered by events.
 _CANDIDATES_SQL = f"""
@@ -56,10 +65,7 @@ _CANDIDATES_SQL = f"""
     LEFT JOIN (
         SELECT v.id, v.workflow_id, v.number, v.published_at, v.trigger_accounts,
                v.trigger_event, w.name AS workflow_name, w.id AS position
-        FROM workflows_workflow w
-        JOIN workflows_workflowversion v ON v.id = w.published_version_id
-        WHERE w.environment_id = %s AND w.status = %s AND w.deleted_at IS NULL
-          AND v.trigger_type = %s
+        {CANDIDATES_FROM}
     ) c ON TRUE
     ORDER BY c.position
 """
@@ -72,6 +78,24 @@ _cache: dict[int, tuple[str, dict[str, list[Workflow]]]] = {}
 
 def signature_params() -> list:
     return [Workflow.Status.ACTIVE]
+
+
+def candidate_params(environment_id: int) -> list:
+    return [environment_id, Workflow.Status.ACTIVE, WorkflowVersion.TriggerType.EVENT]
+
+
+def candidate(version: WorkflowVersion, *, environment_id: int, name: str) -> Workflow:
+    """The workflow of a candidate `version`, holding only what the dispatcher reads (the
+    other fields are deferred) and the version as its `published_version`."""
+    workflow = partial_instance(
+        Workflow,
+        id=version.workflow_id,
+        environment_id=environment_id,
+        name=name,
+        published_version_id=version.pk,
+    )
+    workflow.published_version = version
+    return workflow
 
 
 @contextlib.contextmanager
@@ -101,8 +125,7 @@ def candidates_for(environment_id: int, event_type: str) -> list[Workflow] | Non
 
 
 def _load(environment_id: int) -> tuple[str, dict[str, list[Workflow]]]:
-    status = Workflow.Status.ACTIVE
-    params = [environment_id, status, environment_id, status, WorkflowVersion.TriggerType.EVENT]
+    params = [environment_id, *signature_params(), *candidate_params(environment_id)]
     with connection.cursor() as cursor:
         cursor.execute(_CANDIDATES_SQL, params)
         rows = cursor.fetchall()
@@ -119,13 +142,6 @@ def _load(environment_id: int) -> tuple[str, dict[str, list[Workflow]]]:
             published_at=published_at,
             trigger_accounts=accounts,
         )
-        workflow = partial_instance(
-            Workflow,
-            id=workflow_id,
-            environment_id=environment_id,
-            name=name,
-            published_version_id=pk,
-        )
-        workflow.published_version = version
+        workflow = candidate(version, environment_id=environment_id, name=name)
         by_type.setdefault(event_type, []).append(workflow)
     return signature, by_type

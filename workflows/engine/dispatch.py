@@ -53,13 +53,10 @@ def _matches_scope(scope: str, event: Event) -> bool:
 # Every billing write asks this, so it is plain SQL: the ORM built this join in about 1 ms,
 # PostgreSQL answers it in 0.2 ms. Only what the dispatcher needs is read; `raw()` converts the
 # values as the ORM does and defers the other fields (read when first used).
-_CANDIDATES_SQL = """
+_CANDIDATES_SQL = f"""
     SELECT v.id, v.workflow_id, v.number, v.published_at, v.trigger_accounts,
            w.name AS workflow_name
-    FROM workflows_workflow w
-    JOIN workflows_workflowversion v ON v.id = w.published_version_id
-    WHERE w.environment_id = %s AND w.status = %s AND w.deleted_at IS NULL
-      AND v.trigger_type = %s AND v.trigger_event = %s
+    {active_set.CANDIDATES_FROM} AND v.trigger_event = %s
     ORDER BY w.id
 """
 
@@ -70,24 +67,13 @@ def _candidates(event: Event) -> list[Workflow]:
     cached = active_set.candidates_for(event.environment_id, event.type)
     if cached is not None:
         return cached
-    params = [
-        event.environment_id,
-        Workflow.Status.ACTIVE,
-        WorkflowVersion.TriggerType.EVENT,
-        event.type,
-    ]
-    workflows = []
-    for version in WorkflowVersion.objects.raw(_CANDIDATES_SQL, params):
-        workflow = partial_instance(
-            Workflow,
-            id=version.workflow_id,
-            environment_id=event.environment_id,
-            name=version.workflow_name,
-            published_version_id=version.pk,
+    params = [*active_set.candidate_params(event.environment_id), event.type]
+    return [
+        active_set.candidate(
+            version, environment_id=event.environment_id, name=version.workflow_name
         )
-        workflow.published_version = version
-        workflows.append(workflow)
-    return workflows
+        for version in WorkflowVersion.objects.raw(_CANDIDATES_SQL, params)
+    ]
 
 
 def matching_workflows(event: Event, envelope: dict) -> list[Workflow]:

@@ -438,7 +438,7 @@ def _attempts(
             status=StepRun.Status.PENDING,
             params=params,
             error=details,
-            attempt_errors=[*(rec.attempt_errors or []), _attempt_error(rec, details)],
+            attempt_errors=_attempt_errors(rec, details),
             next_attempt_at=due,
         )
         with _fenced_transaction(ex, rec):
@@ -643,8 +643,10 @@ def _record_decision(
     ex.records[(step_id, iteration)] = rec
 
 
-def _attempt_error(rec: StepRun, details: dict) -> dict:
-    return {"attempt": rec.attempts, **details, "at": timezone.now().isoformat()}
+def _attempt_errors(rec: StepRun, details: dict) -> list[dict]:
+    """The record's attempt errors with this attempt's failure added."""
+    failed = {"attempt": rec.attempts, **details, "at": timezone.now().isoformat()}
+    return [*(rec.attempt_errors or []), failed]
 
 
 def _fail_step(ex: _Execution, rec: StepRun, details: dict, params: object) -> None:
@@ -656,7 +658,7 @@ def _fail_step(ex: _Execution, rec: StepRun, details: dict, params: object) -> N
         status=StepRun.Status.FAILED,
         params=params,
         error=details,
-        attempt_errors=[*(rec.attempt_errors or []), _attempt_error(rec, details)],
+        attempt_errors=_attempt_errors(rec, details),
         finished_at=timezone.now(),
         next_attempt_at=None,
     )

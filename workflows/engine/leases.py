@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from backoffice.commits import NO_WAIT_CTE
+from backoffice.commits import NO_WAIT_CTE, commit_without_waiting
 from backoffice.partial import partial_instance
 from backoffice.reconnect import once_more_if_disconnected
 from backoffice.selects import columns_of, from_row
@@ -90,8 +90,7 @@ def lease_claim(*, run_id: int, owner: str) -> Claim | None:
     params = [Status.RUNNING, owner, at(expires), at(now), run_id]
     params += [Status.PENDING, at(now), Status.RUNNING, at(now)]
     if connection.vendor == "postgresql":
-        # Inside a transaction a no-wait commit would cover all of it.
-        sql = _claim_and_load_sql(no_wait=not connection.in_atomic_block)
+        sql = _claim_and_load_sql(no_wait=commit_without_waiting(connection, durable=False))
 
         def claim_and_load() -> tuple | None:
             with connection.cursor() as cursor:

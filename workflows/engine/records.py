@@ -26,7 +26,7 @@ from datetime import datetime
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 
-from backoffice.commits import NO_WAIT_CTE
+from backoffice.commits import NO_WAIT_CTE, commit_without_waiting
 from workflows.engine import active_set
 from workflows.models import Run, StepRun
 
@@ -84,10 +84,9 @@ def _fields() -> list:
     return [meta.get_field(name) for name in _WRITTEN]
 
 
-def _sql(rows: int, fence: Fence | None, signature: bool, durable: bool) -> str:
+def _sql(rows: int, fence: Fence | None, signature: bool, no_wait: bool) -> str:
     postgres = connection.vendor == "postgresql"
     renew = fence.renew if fence is not None and postgres else None
-    no_wait = postgres and not durable
     shape = (
         rows,
         fence is not None,
@@ -166,8 +165,6 @@ def records_write(
     if not rows:
         raise ValueError("records_write needs at least one record")
     db = connections[DEFAULT_DB_ALIAS]  # the proxy `connection` costs a lookup per use
-    # Inside a transaction the setting would cover the whole transaction: write durably.
-    durable = durable or db.in_atomic_block
     postgres = db.vendor == "postgresql"
     if fence is not None and fence.renew is not None and not postgres:
         # SQLite: the renewal is a statement of its own (the write lock makes it safe).
@@ -177,7 +174,8 @@ def records_write(
         if not lease_fence(run_id=fence.run_id, owner=fence.owner, path=path, expires=expires):
             return None
         fence = Fence(run_id=fence.run_id, owner=fence.owner, under_way=fence.under_way)
-    sql = _sql(len(rows), fence, environment_id is not None, durable)
+    no_wait = commit_without_waiting(db, durable=durable)
+    sql = _sql(len(rows), fence, environment_id is not None, no_wait)
     fields = _fields()
     guard = []
     if fence is not None:
