@@ -2,6 +2,7 @@
 """The two README commands, with nothing but Python 3.11+ on the machine.
 
 python3 dev.py start   # venv, install, migrate, demo data, web + worker (Ctrl-C stops both)
+PORT=8001 python3 dev.py start   # the same on another port (SITE_URL follows it)
 python3 dev.py test    # venv, install, run the test suite (on DATABASE_URL when set)
 """
 
@@ -85,14 +86,26 @@ def _wait_until_serving(port: str, web: subprocess.Popen, timeout: float = 60.0)
             time.sleep(0.25)
 
 
+def web_port() -> str:
+    """The port from PORT (default 8000); SITE_URL follows it unless it was set on purpose.
+
+    Links in e-mails (failure notifications, stall alerts) are built from SITE_URL by the
+    worker, so they must point at the port this server really listens on."""
+    raw = os.environ.get("PORT", "8000").strip() or "8000"
+    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+        sys.exit(f"Environment variable PORT must be a port number (1-65535); got {raw!r}.")
+    os.environ.setdefault("SITE_URL", f"http://127.0.0.1:{raw}")
+    return raw
+
+
 def start() -> int:
+    port = web_port()  # before the children start: they inherit SITE_URL
     ensure_venv()
     (ROOT / "var").mkdir(exist_ok=True)
     manage("migrate", "--no-input", "-v", "0")
     # The sweep, stall-alert and retention schedules (migrate made the heartbeat cache table).
     manage("setup_schedules")
     manage("seed_demo")
-    port = os.environ.get("PORT", "8000")
     # Set before the children start, so they inherit working handlers even when this script was
     # started with SIGINT ignored (as a background job of a script is); SIGTERM stops both too.
     signal.signal(signal.SIGINT, _interrupt)

@@ -1,7 +1,9 @@
-"""Admin pages owned by the back office itself: environments, users and groups."""
+"""Admin pages owned by the back office itself: environments, users and groups, login lockouts."""
 
 from __future__ import annotations
 
+from axes.admin import AccessAttemptAdmin, AccessFailureLogAdmin, AccessLogAdmin
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
@@ -65,3 +67,22 @@ admin.site.unregister(User)
 admin.site.unregister(Group)
 admin.site.register(User, RoleUserAdmin)
 admin.site.register(Group, RoleGroupAdmin)
+
+
+# The login lockout's records (django-axes, docs/security.md) name users and their addresses:
+# the Admin role's alone. Deleting an access attempt unlocks its user name and address.
+class RoleAccessAttemptAdmin(RoleAdminMixin, AccessAttemptAdmin):
+    view_capability = delete_capability = "users.manage"
+
+
+class RoleAccessLogAdmin(RoleAdminMixin, AccessLogAdmin):
+    view_capability = "users.manage"
+
+
+class RoleAccessFailureLogAdmin(RoleAdminMixin, AccessFailureLogAdmin):
+    view_capability = "users.manage"
+
+
+admin.site.register(AccessAttempt, RoleAccessAttemptAdmin)
+admin.site.register(AccessLog, RoleAccessLogAdmin)
+admin.site.register(AccessFailureLog, RoleAccessFailureLogAdmin)

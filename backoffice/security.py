@@ -1,29 +1,30 @@
-"""Security plumbing: the Content-Security-Policy header and the admin login throttle.
+"""Security plumbing: the Content-Security-Policy header and the admin login lockout.
 
 * `ContentSecurityPolicyMiddleware` adds `settings.CONTENT_SECURITY_POLICY` to every response
   that does not set its own. Pages load scripts and styles as files only (htmx included), so the
   policy needs no 'unsafe-inline' for scripts.
-* `LoginThrottleMiddleware` answers 429 to an admin login POST for a (username, client address)
-  that failed `LOGIN_THROTTLE["MAX_FAILURES"]` times within `WINDOW_SECONDS`, for
-  `LOCKOUT_SECONDS`. Failures are counted from Django's `user_login_failed` signal, and a
-  successful login clears the count. The counters are database rows (`LoginThrottle`), so every
-  web worker and every restart shares them.
+* The admin login lockout is django-axes (settings `AXES_*`, from the `LOGIN_THROTTLE_*`
+  variables): failed logins are counted per user name and per client address in the database,
+  so every web worker and every restart shares them. What is ours: the user name it counts
+  (`login_lockout_username`, the same name Django's login signs in with), the client's address
+  behind trusted proxies (`client_ip`), the 429 page (`login_lockout_response`) and a backend
+  that leaves scripts calling `authenticate()` without a request alone (`LoginLockoutBackend`).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
-from datetime import timedelta
+import unicodedata
+from typing import Any
 
+from axes.backends import AxesStandaloneBackend
+from axes.handlers.proxy import AxesProxyHandler
 from django.conf import settings
-from django.contrib.auth.signals import user_logged_in, user_login_failed
-from django.db import IntegrityError, transaction
+from django.db.models import Max
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.urls import reverse
 from django.utils import timezone
-
-from backoffice.models import LoginThrottle
 
 CSP_HEADER = "Content-Security-Policy"
 
@@ -40,120 +41,104 @@ class ContentSecurityPolicyMiddleware:
         return response
 
 
-# --- login throttle ----------------------------------------------------------------------------
+# --- login lockout (django-axes) ---------------------------------------------------------------
 
 
-def client_ip(request: HttpRequest) -> str:
+def client_ip(request: HttpRequest) -> str | None:
     """The client's address: REMOTE_ADDR, or the address the trusted proxies saw.
 
-    With `LOGIN_THROTTLE["TRUSTED_PROXY_HOPS"]` = N (proxies in front of the app that append to
-    X-Forwarded-For), the client is the N-th address from the right; anything further left was
-    written by the client and cannot be trusted.
+    With `TRUSTED_PROXY_HOPS` = N (proxies in front of the app that append to X-Forwarded-For),
+    the client is the N-th address from the right; anything further left was written by the
+    client and cannot be trusted. `AXES_CLIENT_IP_CALLABLE`.
     """
-    hops = settings.LOGIN_THROTTLE["TRUSTED_PROXY_HOPS"]
-    remote = request.META.get("REMOTE_ADDR", "") or ""
+    hops = settings.TRUSTED_PROXY_HOPS
+    remote = (request.META.get("REMOTE_ADDR", "") or "").strip()
     if hops > 0:
         forwarded = [
             part.strip()
             for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
             if part.strip()
         ]
-        if len(forwarded) >= hops:
-            return forwarded[-hops][:45]
-    return remote[:45]
+        if len(forwarded) >= hops and _is_ip(forwarded[-hops]):
+            return forwarded[-hops]
+    # axes stores the address in an IP column: no address (a request made in code) is None.
+    return remote if _is_ip(remote) else None
 
 
-def _username(raw: object) -> str:
-    # Lower-cased: "Alice" and "alice" share one counter, so case variants buy no extra tries.
-    return str(raw or "").strip().lower()[:150]
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
 
 
-def login_throttle_seconds_left(*, username: str, ip: str) -> int:
-    """Seconds until (username, ip) may try again; 0 when it is not locked."""
-    row = LoginThrottle.objects.filter(username=_username(username), ip=ip).first()
-    if row is None or row.locked_until is None:
+def normalize_login_username(raw: object) -> str:
+    """The user name Django's login form hands to the backends: stripped, then NFKC.
+
+    `django.contrib.auth.forms.UsernameField` does exactly this (and `User.normalize_username`
+    stores names the same way), so "ｔｖｉｃｔｉｍ" and " tvictim " sign in as "tvictim".
+    """
+    return unicodedata.normalize("NFKC", str(raw or "").strip())
+
+
+def login_lockout_username(request: HttpRequest, credentials: dict | None = None) -> str:
+    """The name failures are counted and locks are checked under (`AXES_USERNAME_CALLABLE`).
+
+    A function of the name Django signs in with, so every spelling that signs in as one user
+    shares that user's one counter; lower-cased on top (and stripped again: NFKC can make
+    spaces), so case variants share it as well. Counting a little wider than signing in
+    locks "Alice" together with "alice", which is safe; counting narrower would be a bypass.
+    """
+    field = settings.AXES_USERNAME_FORM_FIELD
+    raw = credentials.get(field) if credentials else None
+    if raw is None:  # axes asks without credentials only outside the login form
+        raw = getattr(request, "POST", {}).get(field, "")
+    return normalize_login_username(raw).strip().lower()[:255]
+
+
+def login_lockout_seconds_left(request: HttpRequest, credentials: dict | None = None) -> int:
+    """Seconds until the newest failure that counts toward the lock expires (an upper bound)."""
+    handler = AxesProxyHandler.get_implementation()
+    latest = None
+    for attempts in handler.get_user_attempts(request, credentials):
+        newest = attempts.aggregate(newest=Max("attempt_time"))["newest"]
+        if newest is not None and (latest is None or newest > latest):
+            latest = newest
+    if latest is None:
         return 0
-    left = (row.locked_until - timezone.now()).total_seconds()
+    left = (latest + settings.AXES_COOLOFF_TIME - timezone.now()).total_seconds()
     return max(0, math.ceil(left))
 
 
-def login_failure_record(*, username: str, ip: str) -> LoginThrottle:
-    """Counts one failed login; locks the pair once it reaches the limit within the window."""
-    config = settings.LOGIN_THROTTLE
-    window = timedelta(seconds=config["WINDOW_SECONDS"])
-    now = timezone.now()
-    name = _username(username)
-    with transaction.atomic():
-        try:
-            with transaction.atomic():
-                row, _ = LoginThrottle.objects.select_for_update().get_or_create(
-                    username=name,
-                    ip=ip,
-                    defaults={"window_started": now, "updated": now},
-                )
-        except IntegrityError:  # a concurrent first failure made the row first
-            row = LoginThrottle.objects.select_for_update().get(username=name, ip=ip)
-        expired_lock = row.locked_until is not None and row.locked_until <= now
-        if expired_lock or now - row.window_started > window:
-            row.failures, row.window_started, row.locked_until = 0, now, None
-        # The row is locked (select_for_update) until commit, so a plain increment is safe.
-        row.failures += 1
-        row.updated = now
-        row.save()
-        if row.failures >= config["MAX_FAILURES"] and row.locked_until is None:
-            row.locked_until = now + timedelta(seconds=config["LOCKOUT_SECONDS"])
-            row.save(update_fields=["locked_until"])
-    # Rows nobody touched for longer than a window and a lockout tell nothing any more.
-    stale = now - window - timedelta(seconds=config["LOCKOUT_SECONDS"])
-    LoginThrottle.objects.filter(updated__lt=stale).delete()
-    return row
+def login_lockout_response(
+    request: HttpRequest, original_response: HttpResponse | None, credentials: dict | None
+) -> HttpResponse:
+    """The 429 page for a refused login (`AXES_LOCKOUT_CALLABLE`), with Retry-After."""
+    left = login_lockout_seconds_left(request, credentials) or 1
+    response = TemplateResponse(
+        request,
+        "admin/login_throttled.html",
+        {
+            "title": "Too many failed logins",
+            "minutes": max(1, math.ceil(left / 60)),
+            "site_header": "Billflow back office",
+        },
+        status=429,
+    )
+    response["Retry-After"] = str(left)
+    # Returned from middleware, so nothing else would render it.
+    return response.render()
 
 
-def login_success_record(*, username: str, ip: str) -> None:
-    LoginThrottle.objects.filter(username=_username(username), ip=ip).delete()
+class LoginLockoutBackend(AxesStandaloneBackend):
+    """axes' backend: refuses a locked user name or address before any password is checked.
 
+    A script calling `authenticate()` without a request has no client to count (axes would
+    raise); it is left to the next backend, as before axes.
+    """
 
-def _on_login_failed(sender, credentials: dict, request: HttpRequest | None = None, **kw) -> None:
-    if request is None:  # a script calling authenticate() directly: no client to throttle
-        return
-    login_failure_record(username=credentials.get("username", ""), ip=client_ip(request))
-
-
-def _on_logged_in(sender, request: HttpRequest | None, user, **kw) -> None:
-    if request is None:
-        return
-    login_success_record(username=user.get_username(), ip=client_ip(request))
-
-
-def connect_signals() -> None:
-    """Called from BackofficeConfig.ready()."""
-    user_login_failed.connect(_on_login_failed, dispatch_uid="backoffice.login_throttle.failed")
-    user_logged_in.connect(_on_logged_in, dispatch_uid="backoffice.login_throttle.ok")
-
-
-class LoginThrottleMiddleware:
-    """Refuses admin login POSTs of a locked (username, address) before any password check."""
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.method == "POST" and request.path == reverse("admin:login"):
-            username = request.POST.get("username", "")
-            left = login_throttle_seconds_left(username=username, ip=client_ip(request))
-            if left:
-                minutes = max(1, math.ceil(left / 60))
-                response = TemplateResponse(
-                    request,
-                    "admin/login_throttled.html",
-                    {
-                        "title": "Too many failed logins",
-                        "minutes": minutes,
-                        "site_header": "Billflow back office",
-                    },
-                    status=429,
-                )
-                response["Retry-After"] = str(left)
-                # Returned from middleware, so nothing else would render it.
-                return response.render()
-        return self.get_response(request)
+    def authenticate(self, request: HttpRequest | None, *args: Any, **kwargs: Any):
+        if request is None:
+            return None
+        return super().authenticate(request, *args, **kwargs)

@@ -1,8 +1,9 @@
-"""Billing resources of the API: Stripe's paths and shapes, JSON bodies.
+"""Billing resources of the API: Stripe's paths and shapes, JSON or form-encoded bodies.
 
 Every handler fetches through `billing.selectors` with the key's environment (so another
 environment's object is a 404) and writes through `billing.services`; POSTs go through
-`idempotent`, which also stores the response for `Idempotency-Key` replays.
+`idempotent`, which also stores the response for `Idempotency-Key` replays. `expand` (in the
+query of a GET, in the body of a POST) replaces ids with their objects (`selectors.expand`).
 """
 
 from __future__ import annotations
@@ -11,20 +12,48 @@ from typing import Annotated, Any, Literal
 
 from django.http import HttpRequest, HttpResponse
 from ninja import Field, Query, Router, Schema
-from pydantic import ConfigDict
+from pydantic import ConfigDict, ModelWrapValidatorHandler, model_validator
 
 from billing import models as m
 from billing import selectors, services
+from billing.api_schemas import (
+    AccountOut,
+    CardErrorOut,
+    ChargeOut,
+    CheckoutSessionOut,
+    CustomerOut,
+    DeletedOut,
+    DisputeOut,
+    EventOut,
+    InvoiceOut,
+    PaymentIntentOut,
+    PriceOut,
+    ProductOut,
+    RefundOut,
+    StripeList,
+    SubscriptionOut,
+)
 from billing.errors import NotFoundError
 from billing.events import event_envelope
 from billing.snapshots import snapshot
-from config.api_support import KeyAuth, idempotent, paginate, request_id
+from config.api_support import (
+    Answer,
+    CreatedFilters,
+    KeyAuth,
+    coerce_form_values,
+    filter_created,
+    idempotent,
+    paginate,
+    request_id,
+)
 
 VIEW = KeyAuth("billing.view")
 SUPPORT = KeyAuth("billing.support")
 MANAGE = KeyAuth("billing.manage")
 
-router = Router(tags=["billing"])
+# Answers are dumped with only the keys the snapshot has (`exclude_unset`): a response schema's
+# optional field must not add a key (an event without `previous_attributes` has none).
+router = Router(tags=["billing"], exclude_unset=True)
 
 # Stripe's Connect header: act as (and see only) this connected account. Without it a key sees
 # its whole environment, platform and connected accounts alike: it is the operator's key.
@@ -35,9 +64,11 @@ ACCOUNT_HEADER = "Stripe-Account"
 # says what is accepted); business rules (known currency, metadata limits, state transitions)
 # are the services' and come back as their errors.
 
-Amount = Annotated[int, Field(ge=0, le=99_999_999)]
-PositiveAmount = Annotated[int, Field(ge=1, le=99_999_999)]
-Quantity = Annotated[int, Field(ge=1, le=1_000_000)]
+# Money and counts are JSON integers and nothing else (`strict`): pydantic would otherwise turn
+# `true` into 1 and `"250"` into 250 before the services' own type checks could refuse them.
+Amount = Annotated[int, Field(strict=True, ge=0, le=99_999_999)]
+PositiveAmount = Annotated[int, Field(strict=True, ge=1, le=99_999_999)]
+Quantity = Annotated[int, Field(strict=True, ge=1, le=1_000_000)]
 Currency = Annotated[str, Field(pattern=r"^[A-Za-z]{3}$", description="ISO code, e.g. usd")]
 ObjectId = Annotated[str, Field(min_length=1, max_length=40)]
 PaymentMethod = Annotated[str, Field(max_length=100, description="e.g. pm_card_visa")]
@@ -51,10 +82,41 @@ Metadata = Annotated[
 ]
 
 
+# `customer`, `latest_charge.customer`, `data.customer` on a list: at most four levels, as Stripe.
+ExpandPath = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z_]+(\.[a-z_]+){0,3}$",
+        max_length=200,
+        description="A field to expand, e.g. customer, latest_charge, data.customer",
+    ),
+]
+ExpandList = Annotated[list[ExpandPath], Field(max_length=20)]
+
+
 class In(Schema):
-    """Unknown parameters are rejected, as Stripe does, so a typo is not silently ignored."""
+    """Unknown parameters are rejected, as Stripe does, so a typo is not silently ignored.
+
+    A form body's strings become the integers and booleans the fields take (Stripe's SDKs send
+    `amount=2500`); a JSON body stays strict."""
 
     model_config = ConfigDict(extra="forbid")
+
+    # A wrap validator, so it runs before ninja's own (which hands the fields on wrapped).
+    @model_validator(mode="wrap")
+    @classmethod
+    def coerce_form_body(cls, data: Any, handler: ModelWrapValidatorHandler) -> Any:
+        return handler(coerce_form_values(cls, data))
+
+
+class Body(In):
+    """A request body: its fields, and `expand` for the object in the answer."""
+
+    expand: ExpandList = []
+
+    def changes(self) -> dict:
+        """Only the fields the client sent: an update leaves the others alone."""
+        return self.model_dump(exclude_unset=True, exclude={"expand"})
 
 
 class Address(In):
@@ -70,7 +132,7 @@ class InvoiceSettings(In):
     default_payment_method: PaymentMethod | None = None
 
 
-class CustomerCreate(In):
+class CustomerCreate(Body):
     email: Annotated[str, Field(max_length=254)] = ""
     name: Annotated[str, Field(max_length=256)] = ""
     phone: Annotated[str, Field(max_length=40)] = ""
@@ -81,7 +143,7 @@ class CustomerCreate(In):
     invoice_settings: InvoiceSettings | None = None
 
 
-class CustomerUpdate(In):
+class CustomerUpdate(Body):
     email: Annotated[str, Field(max_length=254)] | None = None
     name: Annotated[str, Field(max_length=256)] | None = None
     phone: Annotated[str, Field(max_length=40)] | None = None
@@ -91,14 +153,14 @@ class CustomerUpdate(In):
     invoice_settings: InvoiceSettings | None = None
 
 
-class AccountCreate(In):
+class AccountCreate(Body):
     name: Annotated[str, Field(min_length=1, max_length=200)]
     email: Annotated[str, Field(max_length=254)] = ""
     country: Annotated[str, Field(max_length=2)] = ""
     metadata: Metadata | None = None
 
 
-class ProductCreate(In):
+class ProductCreate(Body):
     name: Annotated[str, Field(min_length=1, max_length=250)]
     description: Text = ""
     metadata: Metadata | None = None
@@ -106,10 +168,10 @@ class ProductCreate(In):
 
 class Recurring(In):
     interval: Literal["day", "week", "month", "year"]
-    interval_count: Annotated[int, Field(ge=1, le=365)] = 1
+    interval_count: Annotated[int, Field(strict=True, ge=1, le=365)] = 1
 
 
-class PriceCreate(In):
+class PriceCreate(Body):
     product: ObjectId
     currency: Currency
     unit_amount: Amount
@@ -123,21 +185,21 @@ class SubscriptionItemIn(In):
     quantity: Quantity = 1
 
 
-class SubscriptionCreate(In):
+class SubscriptionCreate(Body):
     customer: ObjectId
     items: Annotated[list[SubscriptionItemIn], Field(min_length=1, max_length=20)]
     default_payment_method: PaymentMethod = ""
     metadata: Metadata | None = None
 
 
-class SubscriptionUpdate(In):
+class SubscriptionUpdate(Body):
     items: Annotated[list[SubscriptionItemIn], Field(min_length=1, max_length=20)] | None = None
     cancel_at_period_end: bool | None = None
     default_payment_method: PaymentMethod | None = None
     metadata: Metadata | None = None
 
 
-class SubscriptionCancel(In):
+class SubscriptionCancel(Body):
     at_period_end: bool = False
 
 
@@ -149,7 +211,7 @@ class InvoiceLineIn(In):
     price: ObjectId | None = None
 
 
-class InvoiceCreate(In):
+class InvoiceCreate(Body):
     customer: ObjectId
     lines: Annotated[list[InvoiceLineIn], Field(max_length=250)] = []
     subscription: ObjectId | None = None
@@ -157,16 +219,16 @@ class InvoiceCreate(In):
     metadata: Metadata | None = None
 
 
-class InvoiceUpdate(In):
+class InvoiceUpdate(Body):
     description: Text | None = None
     metadata: Metadata | None = None
 
 
-class InvoicePay(In):
+class InvoicePay(Body):
     payment_method: PaymentMethod = ""
 
 
-class PaymentIntentCreate(In):
+class PaymentIntentCreate(Body):
     amount: PositiveAmount
     currency: Currency
     customer: ObjectId | None = None
@@ -176,7 +238,7 @@ class PaymentIntentCreate(In):
     confirm: bool = False
 
 
-class PaymentIntentUpdate(In):
+class PaymentIntentUpdate(Body):
     amount: PositiveAmount | None = None
     currency: Currency | None = None
     payment_method: PaymentMethod | None = None
@@ -184,11 +246,11 @@ class PaymentIntentUpdate(In):
     metadata: Metadata | None = None
 
 
-class PaymentIntentConfirm(In):
+class PaymentIntentConfirm(Body):
     payment_method: PaymentMethod = ""
 
 
-class RefundCreate(In):
+class RefundCreate(Body):
     charge: ObjectId | None = None
     payment_intent: ObjectId | None = None
     amount: PositiveAmount | None = None
@@ -196,7 +258,7 @@ class RefundCreate(In):
     metadata: Metadata | None = None
 
 
-class DisputeCreate(In):
+class DisputeCreate(Body):
     charge: ObjectId
     reason: Annotated[str, Field(max_length=40)] = "general"
 
@@ -206,7 +268,7 @@ class CheckoutLineItem(In):
     quantity: Quantity = 1
 
 
-class CheckoutSessionCreate(In):
+class CheckoutSessionCreate(Body):
     mode: Literal["payment", "subscription"]
     line_items: Annotated[list[CheckoutLineItem], Field(min_length=1, max_length=100)]
     customer: ObjectId | None = None
@@ -215,11 +277,17 @@ class CheckoutSessionCreate(In):
     metadata: Metadata | None = None
 
 
-class CheckoutSessionComplete(In):
+class CheckoutSessionComplete(Body):
     payment_method: PaymentMethod
 
 
-class ListParams(Schema):
+class ExpandParams(Schema):
+    """`expand[]=customer` (curl) or `expand[0]=customer` (Stripe's SDKs)."""
+
+    expand: ExpandList = Field([], alias="expand[]")
+
+
+class ListParams(ExpandParams, CreatedFilters):
     limit: Annotated[int, Field(ge=1, le=100)] = 10
     starting_after: str | None = None
     ending_before: str | None = None
@@ -253,71 +321,130 @@ def _scoped(request: HttpRequest, queryset):
     return queryset if account is None else queryset.filter(account=account)
 
 
+def _created(queryset, page: ListParams):
+    """Stripe's `created` filters, on every list: exact (that second), gt, gte, lt, lte."""
+    return filter_created(queryset, page)
+
+
 def _list(request: HttpRequest, queryset, page: ListParams, render=snapshot) -> dict:
-    return paginate(
+    body = paginate(
         request,
-        _scoped(request, queryset),
+        _created(_scoped(request, queryset), page),
         render,
         limit=page.limit,
         starting_after=page.starting_after,
         ending_before=page.ending_before,
     )
+    return _expanded(request, body, page.expand)
 
 
-def _write(request: HttpRequest, write) -> HttpResponse:
-    """Run `write(idempotency_key, request_id)` -> object once per Idempotency-Key."""
-    return idempotent(request, lambda key: snapshot(write(key, request_id(request))))
+def _expanded(request: HttpRequest, body: dict, paths: list[str]) -> dict:
+    if not paths:
+        return body
+    return selectors.expand(body, paths, environment=request.environment)
 
 
-def _changes(payload: In) -> dict:
-    """Only the fields the client sent: an update leaves the others alone."""
-    return payload.model_dump(exclude_unset=True)
+def _render(request: HttpRequest, obj: Any, options: ExpandParams) -> dict:
+    return _expanded(request, snapshot(obj), options.expand)
+
+
+def _write(
+    request: HttpRequest, payload: Body | None, write, *, declinable: bool = False
+) -> HttpResponse:
+    """Run `write(idempotency_key, request_id)` -> object once per Idempotency-Key, and answer
+    it expanded as `payload.expand` asks.
+
+    `declinable`: the write may charge a card (a payment intent confirmed); a decline answers
+    402 with Stripe's `card_error`, and the failed charge and its events are committed all the
+    same, with the stored answer (an `Answer` is not an exception, so nothing rolls back)."""
+    paths = payload.expand if payload is not None else []
+
+    def run(key: str | None) -> dict | Answer:
+        obj = write(key, request_id(request))
+        body = _expanded(request, snapshot(obj), paths)
+        if declinable and _declined(obj):
+            return Answer(402, _card_error(obj, body))
+        return body
+
+    return idempotent(request, run)
+
+
+def _declined(intent: m.PaymentIntent) -> bool:
+    charge = intent.latest_charge
+    return bool(intent.last_payment_error) and charge is not None and charge.status == "failed"
+
+
+def _card_error(intent: m.PaymentIntent, body: dict) -> dict:
+    """Stripe's 402 for a declined confirm: the decline's codes, the failed charge and the
+    payment intent as it now is (its `last_payment_error` says the same)."""
+    error = intent.last_payment_error or {}
+    return {
+        "error": {
+            "type": "card_error",
+            "code": error.get("code") or "card_declined",
+            "decline_code": error.get("decline_code") or None,
+            "message": error.get("message") or "Your card was declined.",
+            "param": None,
+            "charge": intent.latest_charge_id,
+            "payment_intent": body,
+        }
+    }
 
 
 # --- connected accounts ------------------------------------------------------------------------
 
 
-@router.post("/accounts", auth=MANAGE, summary="Create a connected account")
+@router.post("/accounts", auth=MANAGE, response=AccountOut, summary="Create a connected account")
 def account_create(request: HttpRequest, payload: AccountCreate) -> HttpResponse:
     return _write(
         request,
+        payload,
         lambda key, req: services.account_create(
             environment=request.environment,
             idempotency_key=key,
             request_id=req,
-            **payload.model_dump(exclude_unset=True),
+            **payload.changes(),
         ),
     )
 
 
-@router.get("/accounts", auth=VIEW, summary="List connected accounts")
+@router.get(
+    "/accounts", auth=VIEW, response=StripeList[AccountOut], summary="List connected accounts"
+)
 def account_list(request: HttpRequest, page: Query[ListParams]) -> dict:
-    return paginate(
+    # Not narrowed by Stripe-Account: the platform's connected accounts are listed as a whole.
+    body = paginate(
         request,
-        selectors.objects_in(m.Account, request.environment),
+        _created(selectors.objects_in(m.Account, request.environment), page),
         snapshot,
         limit=page.limit,
         starting_after=page.starting_after,
         ending_before=page.ending_before,
     )
+    return _expanded(request, body, page.expand)
 
 
-@router.get("/accounts/{account_id}", auth=VIEW, summary="Retrieve a connected account")
-def account_retrieve(request: HttpRequest, account_id: str) -> dict:
-    return snapshot(selectors.get_object(m.Account, request.environment, account_id))
+@router.get(
+    "/accounts/{account_id}", auth=VIEW, response=AccountOut, summary="Retrieve a connected account"
+)
+def account_retrieve(request: HttpRequest, account_id: str, options: Query[ExpandParams]) -> dict:
+    return _render(
+        request, selectors.get_object(m.Account, request.environment, account_id), options
+    )
 
 
 # --- customers ---------------------------------------------------------------------------------
 
 
-@router.post("/customers", auth=MANAGE, summary="Create a customer")
+@router.post("/customers", auth=MANAGE, response=CustomerOut, summary="Create a customer")
 def customer_create(request: HttpRequest, payload: CustomerCreate) -> HttpResponse:
-    data = payload.model_dump(exclude_unset=True)
+    data = payload.changes()
     method = data.pop("payment_method", "")
     settings = data.pop("invoice_settings", None) or {}
     method = settings.get("default_payment_method") or method
     return _write(
         request,
+        payload,
         lambda key, req: services.customer_create(
             environment=request.environment,
             account=_account(request),
@@ -329,7 +456,7 @@ def customer_create(request: HttpRequest, payload: CustomerCreate) -> HttpRespon
     )
 
 
-@router.get("/customers", auth=VIEW, summary="List customers")
+@router.get("/customers", auth=VIEW, response=StripeList[CustomerOut], summary="List customers")
 def customer_list(request: HttpRequest, page: Query[ListParams], email: str | None = None) -> dict:
     queryset = selectors.objects_in(m.Customer, request.environment).filter(deleted=False)
     if email:
@@ -337,42 +464,64 @@ def customer_list(request: HttpRequest, page: Query[ListParams], email: str | No
     return _list(request, queryset, page)
 
 
-@router.get("/customers/{customer_id}", auth=VIEW, summary="Retrieve a customer")
-def customer_retrieve(request: HttpRequest, customer_id: str) -> dict:
-    return snapshot(_get(request, m.Customer, customer_id))
+@router.get(
+    "/customers/{customer_id}", auth=VIEW, response=CustomerOut, summary="Retrieve a customer"
+)
+def customer_retrieve(request: HttpRequest, customer_id: str, options: Query[ExpandParams]) -> dict:
+    return _render(request, _get(request, m.Customer, customer_id), options)
 
 
-@router.post("/customers/{customer_id}", auth=SUPPORT, summary="Update a customer")
+@router.post(
+    "/customers/{customer_id}", auth=SUPPORT, response=CustomerOut, summary="Update a customer"
+)
 def customer_update(
     request: HttpRequest, customer_id: str, payload: CustomerUpdate
 ) -> HttpResponse:
     customer = _get(request, m.Customer, customer_id)
     return _write(
         request,
+        payload,
         lambda key, req: services.customer_update(
-            customer=customer, changes=_changes(payload), idempotency_key=key, request_id=req
+            customer=customer, changes=payload.changes(), idempotency_key=key, request_id=req
         ),
     )
+
+
+@router.delete(
+    "/customers/{customer_id}", auth=MANAGE, response=DeletedOut, summary="Delete a customer"
+)
+def customer_delete(request: HttpRequest, customer_id: str) -> HttpResponse:
+    customer = _get(request, m.Customer, customer_id)
+
+    def run(key: str | None) -> dict:
+        deleted = services.customer_delete(
+            customer=customer, idempotency_key=key, request_id=request_id(request)
+        )
+        # Stripe's answer to a delete: just the id, the type and `deleted`.
+        return {"id": deleted.pk, "object": "customer", "deleted": True}
+
+    return idempotent(request, run)
 
 
 # --- products and prices -----------------------------------------------------------------------
 
 
-@router.post("/products", auth=MANAGE, summary="Create a product")
+@router.post("/products", auth=MANAGE, response=ProductOut, summary="Create a product")
 def product_create(request: HttpRequest, payload: ProductCreate) -> HttpResponse:
     return _write(
         request,
+        payload,
         lambda key, req: services.product_create(
             environment=request.environment,
             account=_account(request),
             idempotency_key=key,
             request_id=req,
-            **payload.model_dump(exclude_unset=True),
+            **payload.changes(),
         ),
     )
 
 
-@router.get("/products", auth=VIEW, summary="List products")
+@router.get("/products", auth=VIEW, response=StripeList[ProductOut], summary="List products")
 def product_list(request: HttpRequest, page: Query[ListParams], active: bool | None = None) -> dict:
     queryset = selectors.objects_in(m.Product, request.environment)
     if active is not None:
@@ -380,17 +529,18 @@ def product_list(request: HttpRequest, page: Query[ListParams], active: bool | N
     return _list(request, queryset, page)
 
 
-@router.get("/products/{product_id}", auth=VIEW, summary="Retrieve a product")
-def product_retrieve(request: HttpRequest, product_id: str) -> dict:
-    return snapshot(_get(request, m.Product, product_id))
+@router.get("/products/{product_id}", auth=VIEW, response=ProductOut, summary="Retrieve a product")
+def product_retrieve(request: HttpRequest, product_id: str, options: Query[ExpandParams]) -> dict:
+    return _render(request, _get(request, m.Product, product_id), options)
 
 
-@router.post("/prices", auth=MANAGE, summary="Create a price")
+@router.post("/prices", auth=MANAGE, response=PriceOut, summary="Create a price")
 def price_create(request: HttpRequest, payload: PriceCreate) -> HttpResponse:
     product = _get(request, m.Product, payload.product, param="product")
     recurring = payload.recurring
     return _write(
         request,
+        payload,
         lambda key, req: services.price_create(
             product=product,
             currency=payload.currency.lower(),
@@ -405,7 +555,7 @@ def price_create(request: HttpRequest, payload: PriceCreate) -> HttpResponse:
     )
 
 
-@router.get("/prices", auth=VIEW, summary="List prices")
+@router.get("/prices", auth=VIEW, response=StripeList[PriceOut], summary="List prices")
 def price_list(request: HttpRequest, page: Query[ListParams], product: str | None = None) -> dict:
     queryset = selectors.objects_in(m.Price, request.environment).select_related("product")
     if product:
@@ -413,15 +563,17 @@ def price_list(request: HttpRequest, page: Query[ListParams], product: str | Non
     return _list(request, queryset, page)
 
 
-@router.get("/prices/{price_id}", auth=VIEW, summary="Retrieve a price")
-def price_retrieve(request: HttpRequest, price_id: str) -> dict:
-    return snapshot(_get(request, m.Price, price_id))
+@router.get("/prices/{price_id}", auth=VIEW, response=PriceOut, summary="Retrieve a price")
+def price_retrieve(request: HttpRequest, price_id: str, options: Query[ExpandParams]) -> dict:
+    return _render(request, _get(request, m.Price, price_id), options)
 
 
 # --- subscriptions -----------------------------------------------------------------------------
 
 
-@router.post("/subscriptions", auth=MANAGE, summary="Create a subscription")
+@router.post(
+    "/subscriptions", auth=MANAGE, response=SubscriptionOut, summary="Create a subscription"
+)
 def subscription_create(request: HttpRequest, payload: SubscriptionCreate) -> HttpResponse:
     customer = _get(request, m.Customer, payload.customer, param="customer")
     items = [
@@ -433,6 +585,7 @@ def subscription_create(request: HttpRequest, payload: SubscriptionCreate) -> Ht
     ]
     return _write(
         request,
+        payload,
         lambda key, req: services.subscription_create(
             customer=customer,
             items=items,
@@ -444,7 +597,9 @@ def subscription_create(request: HttpRequest, payload: SubscriptionCreate) -> Ht
     )
 
 
-@router.get("/subscriptions", auth=VIEW, summary="List subscriptions")
+@router.get(
+    "/subscriptions", auth=VIEW, response=StripeList[SubscriptionOut], summary="List subscriptions"
+)
 def subscription_list(
     request: HttpRequest,
     page: Query[ListParams],
@@ -459,31 +614,48 @@ def subscription_list(
     return _list(request, queryset, page)
 
 
-@router.get("/subscriptions/{subscription_id}", auth=VIEW, summary="Retrieve a subscription")
-def subscription_retrieve(request: HttpRequest, subscription_id: str) -> dict:
-    return snapshot(_get(request, m.Subscription, subscription_id))
+@router.get(
+    "/subscriptions/{subscription_id}",
+    auth=VIEW,
+    response=SubscriptionOut,
+    summary="Retrieve a subscription",
+)
+def subscription_retrieve(
+    request: HttpRequest, subscription_id: str, options: Query[ExpandParams]
+) -> dict:
+    return _render(request, _get(request, m.Subscription, subscription_id), options)
 
 
-@router.post("/subscriptions/{subscription_id}", auth=MANAGE, summary="Update a subscription")
+@router.post(
+    "/subscriptions/{subscription_id}",
+    auth=MANAGE,
+    response=SubscriptionOut,
+    summary="Update a subscription",
+)
 def subscription_update(
     request: HttpRequest, subscription_id: str, payload: SubscriptionUpdate
 ) -> HttpResponse:
     subscription = _get(request, m.Subscription, subscription_id)
     return _write(
         request,
+        payload,
         lambda key, req: services.subscription_update(
             subscription=subscription,
-            changes=_changes(payload),
+            changes=payload.changes(),
             idempotency_key=key,
             request_id=req,
         ),
     )
 
 
-def _cancel_subscription(request: HttpRequest, subscription_id: str, at_period_end: bool):
+def _cancel_subscription(
+    request: HttpRequest, subscription_id: str, payload: SubscriptionCancel | None
+) -> HttpResponse:
     subscription = _get(request, m.Subscription, subscription_id)
+    at_period_end = bool(payload and payload.at_period_end)
     return _write(
         request,
+        payload,
         lambda key, req: services.subscription_cancel(
             subscription=subscription,
             at_period_end=at_period_end,
@@ -494,23 +666,31 @@ def _cancel_subscription(request: HttpRequest, subscription_id: str, at_period_e
 
 
 @router.post(
-    "/subscriptions/{subscription_id}/cancel", auth=MANAGE, summary="Cancel a subscription"
+    "/subscriptions/{subscription_id}/cancel",
+    auth=MANAGE,
+    response=SubscriptionOut,
+    summary="Cancel a subscription",
 )
 def subscription_cancel(
     request: HttpRequest, subscription_id: str, payload: SubscriptionCancel | None = None
 ) -> HttpResponse:
-    return _cancel_subscription(request, subscription_id, bool(payload and payload.at_period_end))
+    return _cancel_subscription(request, subscription_id, payload)
 
 
-@router.delete("/subscriptions/{subscription_id}", auth=MANAGE, summary="Cancel a subscription now")
+@router.delete(
+    "/subscriptions/{subscription_id}",
+    auth=MANAGE,
+    response=SubscriptionOut,
+    summary="Cancel a subscription now",
+)
 def subscription_delete(request: HttpRequest, subscription_id: str) -> HttpResponse:
-    return _cancel_subscription(request, subscription_id, False)
+    return _cancel_subscription(request, subscription_id, None)
 
 
 # --- invoices ----------------------------------------------------------------------------------
 
 
-@router.post("/invoices", auth=MANAGE, summary="Create a draft invoice")
+@router.post("/invoices", auth=MANAGE, response=InvoiceOut, summary="Create a draft invoice")
 def invoice_create(request: HttpRequest, payload: InvoiceCreate) -> HttpResponse:
     customer = _get(request, m.Customer, payload.customer, param="customer")
     subscription = (
@@ -528,6 +708,7 @@ def invoice_create(request: HttpRequest, payload: InvoiceCreate) -> HttpResponse
         lines.append(row)
     return _write(
         request,
+        payload,
         lambda key, req: services.invoice_create(
             customer=customer,
             lines=lines,
@@ -540,7 +721,7 @@ def invoice_create(request: HttpRequest, payload: InvoiceCreate) -> HttpResponse
     )
 
 
-@router.get("/invoices", auth=VIEW, summary="List invoices")
+@router.get("/invoices", auth=VIEW, response=StripeList[InvoiceOut], summary="List invoices")
 def invoice_list(
     request: HttpRequest,
     page: Query[ListParams],
@@ -558,34 +739,47 @@ def invoice_list(
     return _list(request, queryset, page)
 
 
-@router.get("/invoices/{invoice_id}", auth=VIEW, summary="Retrieve an invoice")
-def invoice_retrieve(request: HttpRequest, invoice_id: str) -> dict:
-    return snapshot(_get(request, m.Invoice, invoice_id))
+@router.get("/invoices/{invoice_id}", auth=VIEW, response=InvoiceOut, summary="Retrieve an invoice")
+def invoice_retrieve(request: HttpRequest, invoice_id: str, options: Query[ExpandParams]) -> dict:
+    return _render(request, _get(request, m.Invoice, invoice_id), options)
 
 
-@router.post("/invoices/{invoice_id}", auth=MANAGE, summary="Update a draft invoice")
+@router.post(
+    "/invoices/{invoice_id}", auth=MANAGE, response=InvoiceOut, summary="Update a draft invoice"
+)
 def invoice_update(request: HttpRequest, invoice_id: str, payload: InvoiceUpdate) -> HttpResponse:
     invoice = _get(request, m.Invoice, invoice_id)
     return _write(
         request,
+        payload,
         lambda key, req: services.invoice_update(
-            invoice=invoice, changes=_changes(payload), idempotency_key=key, request_id=req
+            invoice=invoice, changes=payload.changes(), idempotency_key=key, request_id=req
         ),
     )
 
 
-@router.post("/invoices/{invoice_id}/finalize", auth=MANAGE, summary="Finalize an invoice")
-def invoice_finalize(request: HttpRequest, invoice_id: str) -> HttpResponse:
+@router.post(
+    "/invoices/{invoice_id}/finalize",
+    auth=MANAGE,
+    response=InvoiceOut,
+    summary="Finalize an invoice",
+)
+def invoice_finalize(
+    request: HttpRequest, invoice_id: str, payload: Body | None = None
+) -> HttpResponse:
     invoice = _get(request, m.Invoice, invoice_id)
     return _write(
         request,
+        payload,
         lambda key, req: services.invoice_finalize(
             invoice=invoice, idempotency_key=key, request_id=req
         ),
     )
 
 
-@router.post("/invoices/{invoice_id}/pay", auth=MANAGE, summary="Pay an invoice")
+@router.post(
+    "/invoices/{invoice_id}/pay", auth=MANAGE, response=InvoiceOut, summary="Pay an invoice"
+)
 def invoice_pay(
     request: HttpRequest, invoice_id: str, payload: InvoicePay | None = None
 ) -> HttpResponse:
@@ -593,17 +787,23 @@ def invoice_pay(
     method = payload.payment_method if payload else ""
     return _write(
         request,
+        payload,
         lambda key, req: services.invoice_pay(
             invoice=invoice, payment_method=method, idempotency_key=key, request_id=req
         ),
     )
 
 
-@router.post("/invoices/{invoice_id}/void", auth=MANAGE, summary="Void an invoice")
-def invoice_void(request: HttpRequest, invoice_id: str) -> HttpResponse:
+@router.post(
+    "/invoices/{invoice_id}/void", auth=MANAGE, response=InvoiceOut, summary="Void an invoice"
+)
+def invoice_void(
+    request: HttpRequest, invoice_id: str, payload: Body | None = None
+) -> HttpResponse:
     invoice = _get(request, m.Invoice, invoice_id)
     return _write(
         request,
+        payload,
         lambda key, req: services.invoice_void(
             invoice=invoice, idempotency_key=key, request_id=req
         ),
@@ -613,13 +813,19 @@ def invoice_void(request: HttpRequest, invoice_id: str) -> HttpResponse:
 # --- payment intents ---------------------------------------------------------------------------
 
 
-@router.post("/payment_intents", auth=MANAGE, summary="Create a payment intent")
+@router.post(
+    "/payment_intents",
+    auth=MANAGE,
+    response={200: PaymentIntentOut, 402: CardErrorOut},
+    summary="Create a payment intent",
+)
 def payment_intent_create(request: HttpRequest, payload: PaymentIntentCreate) -> HttpResponse:
     customer = (
         _get(request, m.Customer, payload.customer, param="customer") if payload.customer else None
     )
     return _write(
         request,
+        payload,
         lambda key, req: services.payment_intent_create(
             environment=request.environment,
             account=_account(request),
@@ -633,10 +839,16 @@ def payment_intent_create(request: HttpRequest, payload: PaymentIntentCreate) ->
             idempotency_key=key,
             request_id=req,
         ),
+        declinable=True,
     )
 
 
-@router.get("/payment_intents", auth=VIEW, summary="List payment intents")
+@router.get(
+    "/payment_intents",
+    auth=VIEW,
+    response=StripeList[PaymentIntentOut],
+    summary="List payment intents",
+)
 def payment_intent_list(
     request: HttpRequest, page: Query[ListParams], customer: str | None = None
 ) -> dict:
@@ -646,21 +858,34 @@ def payment_intent_list(
     return _list(request, queryset, page)
 
 
-@router.get("/payment_intents/{intent_id}", auth=VIEW, summary="Retrieve a payment intent")
-def payment_intent_retrieve(request: HttpRequest, intent_id: str) -> dict:
-    return snapshot(_get(request, m.PaymentIntent, intent_id))
+@router.get(
+    "/payment_intents/{intent_id}",
+    auth=VIEW,
+    response=PaymentIntentOut,
+    summary="Retrieve a payment intent",
+)
+def payment_intent_retrieve(
+    request: HttpRequest, intent_id: str, options: Query[ExpandParams]
+) -> dict:
+    return _render(request, _get(request, m.PaymentIntent, intent_id), options)
 
 
-@router.post("/payment_intents/{intent_id}", auth=MANAGE, summary="Update a payment intent")
+@router.post(
+    "/payment_intents/{intent_id}",
+    auth=MANAGE,
+    response=PaymentIntentOut,
+    summary="Update a payment intent",
+)
 def payment_intent_update(
     request: HttpRequest, intent_id: str, payload: PaymentIntentUpdate
 ) -> HttpResponse:
     intent = _get(request, m.PaymentIntent, intent_id)
-    changes = _changes(payload)
+    changes = payload.changes()
     if changes.get("currency"):
         changes["currency"] = changes["currency"].lower()
     return _write(
         request,
+        payload,
         lambda key, req: services.payment_intent_update(
             payment_intent=intent, changes=changes, idempotency_key=key, request_id=req
         ),
@@ -668,7 +893,10 @@ def payment_intent_update(
 
 
 @router.post(
-    "/payment_intents/{intent_id}/confirm", auth=MANAGE, summary="Confirm a payment intent"
+    "/payment_intents/{intent_id}/confirm",
+    auth=MANAGE,
+    response={200: PaymentIntentOut, 402: CardErrorOut},
+    summary="Confirm a payment intent",
 )
 def payment_intent_confirm(
     request: HttpRequest, intent_id: str, payload: PaymentIntentConfirm | None = None
@@ -677,17 +905,27 @@ def payment_intent_confirm(
     method = payload.payment_method if payload else ""
     return _write(
         request,
+        payload,
         lambda key, req: services.payment_intent_confirm(
             payment_intent=intent, payment_method=method, idempotency_key=key, request_id=req
         ),
+        declinable=True,
     )
 
 
-@router.post("/payment_intents/{intent_id}/cancel", auth=MANAGE, summary="Cancel a payment intent")
-def payment_intent_cancel(request: HttpRequest, intent_id: str) -> HttpResponse:
+@router.post(
+    "/payment_intents/{intent_id}/cancel",
+    auth=MANAGE,
+    response=PaymentIntentOut,
+    summary="Cancel a payment intent",
+)
+def payment_intent_cancel(
+    request: HttpRequest, intent_id: str, payload: Body | None = None
+) -> HttpResponse:
     intent = _get(request, m.PaymentIntent, intent_id)
     return _write(
         request,
+        payload,
         lambda key, req: services.payment_intent_cancel(
             payment_intent=intent, idempotency_key=key, request_id=req
         ),
@@ -697,7 +935,7 @@ def payment_intent_cancel(request: HttpRequest, intent_id: str) -> HttpResponse:
 # --- charges, refunds and disputes -------------------------------------------------------------
 
 
-@router.get("/charges", auth=VIEW, summary="List charges")
+@router.get("/charges", auth=VIEW, response=StripeList[ChargeOut], summary="List charges")
 def charge_list(
     request: HttpRequest,
     page: Query[ListParams],
@@ -712,12 +950,12 @@ def charge_list(
     return _list(request, queryset, page)
 
 
-@router.get("/charges/{charge_id}", auth=VIEW, summary="Retrieve a charge")
-def charge_retrieve(request: HttpRequest, charge_id: str) -> dict:
-    return snapshot(_get(request, m.Charge, charge_id))
+@router.get("/charges/{charge_id}", auth=VIEW, response=ChargeOut, summary="Retrieve a charge")
+def charge_retrieve(request: HttpRequest, charge_id: str, options: Query[ExpandParams]) -> dict:
+    return _render(request, _get(request, m.Charge, charge_id), options)
 
 
-@router.post("/refunds", auth=SUPPORT, summary="Refund a charge")
+@router.post("/refunds", auth=SUPPORT, response=RefundOut, summary="Refund a charge")
 def refund_create(request: HttpRequest, payload: RefundCreate) -> HttpResponse:
     charge = _get(request, m.Charge, payload.charge, param="charge") if payload.charge else None
     intent = (
@@ -727,6 +965,7 @@ def refund_create(request: HttpRequest, payload: RefundCreate) -> HttpResponse:
     )
     return _write(
         request,
+        payload,
         lambda key, req: services.refund_create(
             charge=charge,
             payment_intent=intent,
@@ -739,7 +978,7 @@ def refund_create(request: HttpRequest, payload: RefundCreate) -> HttpResponse:
     )
 
 
-@router.get("/refunds", auth=VIEW, summary="List refunds")
+@router.get("/refunds", auth=VIEW, response=StripeList[RefundOut], summary="List refunds")
 def refund_list(
     request: HttpRequest,
     page: Query[ListParams],
@@ -754,23 +993,26 @@ def refund_list(
     return _list(request, queryset, page)
 
 
-@router.get("/refunds/{refund_id}", auth=VIEW, summary="Retrieve a refund")
-def refund_retrieve(request: HttpRequest, refund_id: str) -> dict:
-    return snapshot(_get(request, m.Refund, refund_id))
+@router.get("/refunds/{refund_id}", auth=VIEW, response=RefundOut, summary="Retrieve a refund")
+def refund_retrieve(request: HttpRequest, refund_id: str, options: Query[ExpandParams]) -> dict:
+    return _render(request, _get(request, m.Refund, refund_id), options)
 
 
-@router.post("/disputes", auth=MANAGE, summary="Simulate a chargeback on a charge")
+@router.post(
+    "/disputes", auth=MANAGE, response=DisputeOut, summary="Simulate a chargeback on a charge"
+)
 def dispute_create(request: HttpRequest, payload: DisputeCreate) -> HttpResponse:
     charge = _get(request, m.Charge, payload.charge, param="charge")
     return _write(
         request,
+        payload,
         lambda key, req: services.dispute_create(
             charge=charge, reason=payload.reason, idempotency_key=key, request_id=req
         ),
     )
 
 
-@router.get("/disputes", auth=VIEW, summary="List disputes")
+@router.get("/disputes", auth=VIEW, response=StripeList[DisputeOut], summary="List disputes")
 def dispute_list(request: HttpRequest, page: Query[ListParams], charge: str | None = None) -> dict:
     queryset = selectors.objects_in(m.Dispute, request.environment)
     if charge:
@@ -778,15 +1020,20 @@ def dispute_list(request: HttpRequest, page: Query[ListParams], charge: str | No
     return _list(request, queryset, page)
 
 
-@router.get("/disputes/{dispute_id}", auth=VIEW, summary="Retrieve a dispute")
-def dispute_retrieve(request: HttpRequest, dispute_id: str) -> dict:
-    return snapshot(_get(request, m.Dispute, dispute_id))
+@router.get("/disputes/{dispute_id}", auth=VIEW, response=DisputeOut, summary="Retrieve a dispute")
+def dispute_retrieve(request: HttpRequest, dispute_id: str, options: Query[ExpandParams]) -> dict:
+    return _render(request, _get(request, m.Dispute, dispute_id), options)
 
 
 # --- checkout sessions -------------------------------------------------------------------------
 
 
-@router.post("/checkout/sessions", auth=MANAGE, summary="Create a checkout session")
+@router.post(
+    "/checkout/sessions",
+    auth=MANAGE,
+    response=CheckoutSessionOut,
+    summary="Create a checkout session",
+)
 def checkout_session_create(request: HttpRequest, payload: CheckoutSessionCreate) -> HttpResponse:
     customer = (
         _get(request, m.Customer, payload.customer, param="customer") if payload.customer else None
@@ -800,6 +1047,7 @@ def checkout_session_create(request: HttpRequest, payload: CheckoutSessionCreate
     ]
     return _write(
         request,
+        payload,
         lambda key, req: services.checkout_session_create(
             environment=request.environment,
             account=_account(request),
@@ -815,7 +1063,12 @@ def checkout_session_create(request: HttpRequest, payload: CheckoutSessionCreate
     )
 
 
-@router.get("/checkout/sessions", auth=VIEW, summary="List checkout sessions")
+@router.get(
+    "/checkout/sessions",
+    auth=VIEW,
+    response=StripeList[CheckoutSessionOut],
+    summary="List checkout sessions",
+)
 def checkout_session_list(
     request: HttpRequest, page: Query[ListParams], customer: str | None = None
 ) -> dict:
@@ -825,13 +1078,23 @@ def checkout_session_list(
     return _list(request, queryset, page)
 
 
-@router.get("/checkout/sessions/{session_id}", auth=VIEW, summary="Retrieve a checkout session")
-def checkout_session_retrieve(request: HttpRequest, session_id: str) -> dict:
-    return snapshot(_get(request, m.CheckoutSession, session_id))
+@router.get(
+    "/checkout/sessions/{session_id}",
+    auth=VIEW,
+    response=CheckoutSessionOut,
+    summary="Retrieve a checkout session",
+)
+def checkout_session_retrieve(
+    request: HttpRequest, session_id: str, options: Query[ExpandParams]
+) -> dict:
+    return _render(request, _get(request, m.CheckoutSession, session_id), options)
 
 
 @router.post(
-    "/checkout/sessions/{session_id}/complete", auth=MANAGE, summary="Pay a checkout session"
+    "/checkout/sessions/{session_id}/complete",
+    auth=MANAGE,
+    response=CheckoutSessionOut,
+    summary="Pay a checkout session",
 )
 def checkout_session_complete(
     request: HttpRequest, session_id: str, payload: CheckoutSessionComplete
@@ -839,6 +1102,7 @@ def checkout_session_complete(
     session = _get(request, m.CheckoutSession, session_id)
     return _write(
         request,
+        payload,
         lambda key, req: services.checkout_session_complete(
             session=session,
             payment_method=payload.payment_method,
@@ -849,12 +1113,18 @@ def checkout_session_complete(
 
 
 @router.post(
-    "/checkout/sessions/{session_id}/expire", auth=MANAGE, summary="Expire a checkout session"
+    "/checkout/sessions/{session_id}/expire",
+    auth=MANAGE,
+    response=CheckoutSessionOut,
+    summary="Expire a checkout session",
 )
-def checkout_session_expire(request: HttpRequest, session_id: str) -> HttpResponse:
+def checkout_session_expire(
+    request: HttpRequest, session_id: str, payload: Body | None = None
+) -> HttpResponse:
     session = _get(request, m.CheckoutSession, session_id)
     return _write(
         request,
+        payload,
         lambda key, req: services.checkout_session_expire(
             session=session, idempotency_key=key, request_id=req
         ),
@@ -864,7 +1134,7 @@ def checkout_session_expire(request: HttpRequest, session_id: str) -> HttpRespon
 # --- events ------------------------------------------------------------------------------------
 
 
-@router.get("/events", auth=VIEW, summary="List events")
+@router.get("/events", auth=VIEW, response=StripeList[EventOut], summary="List events")
 def event_list(request: HttpRequest, page: Query[ListParams], type: str | None = None) -> dict:
     queryset = selectors.events_in(request.environment).select_related("environment")
     if type:
@@ -876,7 +1146,7 @@ def event_list(request: HttpRequest, page: Query[ListParams], type: str | None =
     return _list(request, queryset, page, render=event_envelope)
 
 
-@router.get("/events/{event_id}", auth=VIEW, summary="Retrieve an event")
+@router.get("/events/{event_id}", auth=VIEW, response=EventOut, summary="Retrieve an event")
 def event_retrieve(request: HttpRequest, event_id: str) -> dict:
     event = selectors.get_event(request.environment, event_id)
     account = _account(request)

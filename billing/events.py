@@ -118,9 +118,16 @@ def record_event(
     if dispatch:
         # Its writes are part of this transaction; if it raises, the change is undone too.
         dispatch(event)
+    # Other outboxes (webhook endpoints' deliveries), likewise in this transaction.
+    for record in _outboxes():
+        record(event)
     if settings.BILLING_EVENT_SUBSCRIBERS:
         transaction.on_commit(lambda: _notify_subscribers(event.id))
     return event
+
+
+def _outboxes() -> list:
+    return [import_string(path) for path in settings.BILLING_EVENT_OUTBOXES]
 
 
 def _dispatcher():

@@ -20,6 +20,7 @@ from django.utils import timezone
 from backoffice.selects import select_row
 from backoffice.updates import save_fields
 from billing import provider
+from billing.errors import NotFoundError
 from billing.events import record_event
 from billing.idempotency import billing_service
 from billing.locks import is_locked
@@ -242,6 +243,31 @@ def customer_update(
             f"No such customer: '{customer.pk}' (deleted).", "customer", "resource_missing"
         )
     _change(customer, _customer_fields(changes, customer), "customer.updated")
+    return customer
+
+
+@billing_service("customer_delete")
+def customer_delete(
+    *,
+    customer: Customer,
+    idempotency_key: str | None = None,
+    request_id: str = "",
+) -> Customer:
+    """Stripe's customer delete: the customer is gone for the API (a 404 from then on for
+    writes, left out of lists), its subscriptions still running are canceled now, and
+    `customer.deleted` carries its last state. The row stays, marked `deleted`, because its
+    charges and invoices still point at it."""
+    customer = _locked(customer)
+    if customer.deleted:
+        raise NotFoundError(f"No such customer: '{customer.pk}'", param="id")
+    running = Subscription.objects.filter(customer=customer).exclude(
+        status__in=[Subscription.Status.CANCELED, Subscription.Status.INCOMPLETE_EXPIRED]
+    )
+    for subscription in running.order_by("created", "pk"):
+        subscription_cancel(subscription=subscription, request_id=request_id)
+    customer.deleted = True
+    customer.save(update_fields=["deleted"])
+    _event("customer.deleted", customer)
     return customer
 
 

@@ -1,7 +1,11 @@
 """`snapshot(obj)`: the Stripe JSON of a billing object, as events and the API show it.
 
-Only JSON types come out: timestamps are unix seconds, foreign keys are ids, nested
-collections are Stripe lists (`{"object": "list", "data": [...]}`).
+Only plain JSON types come out, exactly what `json.loads` of the stored event gives back:
+timestamps are unix seconds, foreign keys are ids, choice fields are `str` (not the model's
+enum members), nested collections are Stripe lists (`{"object": "list", "data": [...]}`). The
+dispatcher matches trigger conditions on this dict in the transaction that records the event,
+so a difference from the stored JSON would make a workflow match differently than the run,
+the inspector and the API see it (tests/test_event_representation.py checks every event type).
 """
 
 from __future__ import annotations
@@ -15,6 +19,17 @@ from billing import models as m
 
 def unix(value: datetime | None) -> int | None:
     return int(value.timestamp()) if value is not None else None
+
+
+def _text(value: str) -> str:
+    """A choice field's value as a plain `str`.
+
+    A service that sets `invoice.status = Invoice.Status.OPEN` leaves the enum member on the
+    instance until the row is read again; it prints and serialises as "open" but is not of
+    type `str`, and the dispatcher's typed `eq` (which evaluates this snapshot in the
+    recording transaction) would not match the stored "open". `str()` of a member is its value.
+    """
+    return str(value)
 
 
 def stripe_list(items: list[dict], url: str) -> dict:
@@ -70,7 +85,7 @@ def _price(obj: m.Price) -> dict:
     recurring = None
     if obj.recurring_interval:
         recurring = {
-            "interval": obj.recurring_interval,
+            "interval": _text(obj.recurring_interval),
             "interval_count": obj.recurring_interval_count,
         }
     return {
@@ -110,7 +125,7 @@ def _subscription(obj: m.Subscription) -> dict:
         "items": stripe_list(items, f"/v1/subscription_items?subscription={obj.id}"),
         "latest_invoice": obj.latest_invoice_id,
         "metadata": dict(obj.metadata),
-        "status": obj.status,
+        "status": _text(obj.status),
     }
 
 
@@ -146,7 +161,7 @@ def _invoice(obj: m.Invoice) -> dict:
         "number": obj.number or None,
         "paid": obj.status == m.Invoice.Status.PAID,
         "payment_intent": obj.payment_intent_id,
-        "status": obj.status,
+        "status": _text(obj.status),
         "status_transitions": {
             "finalized_at": unix(obj.finalized_at),
             "paid_at": unix(obj.paid_at),
@@ -172,7 +187,7 @@ def _payment_intent(obj: m.PaymentIntent) -> dict:
         "latest_charge": obj.latest_charge_id,
         "metadata": dict(obj.metadata),
         "payment_method": obj.payment_method or None,
-        "status": obj.status,
+        "status": _text(obj.status),
     }
 
 
@@ -194,7 +209,7 @@ def _charge(obj: m.Charge) -> dict:
         "payment_intent": obj.payment_intent_id,
         "payment_method": obj.payment_method or None,
         "refunded": obj.refunded,
-        "status": obj.status,
+        "status": _text(obj.status),
     }
 
 
@@ -206,8 +221,8 @@ def _refund(obj: m.Refund) -> dict:
         "currency": obj.currency,
         "metadata": dict(obj.metadata),
         "payment_intent": obj.payment_intent_id,
-        "reason": obj.reason or None,
-        "status": obj.status,
+        "reason": _text(obj.reason) or None,
+        "status": _text(obj.status),
     }
 
 
@@ -219,8 +234,8 @@ def _dispute(obj: m.Dispute) -> dict:
         "currency": obj.currency,
         "metadata": dict(obj.metadata),
         "payment_intent": obj.payment_intent_id,
-        "reason": obj.reason,
-        "status": obj.status,
+        "reason": _text(obj.reason),
+        "status": _text(obj.status),
     }
 
 
@@ -236,10 +251,10 @@ def _checkout_session(obj: m.CheckoutSession) -> dict:
             [dict(item) for item in obj.line_items], f"/v1/checkout/sessions/{obj.id}/line_items"
         ),
         "metadata": dict(obj.metadata),
-        "mode": obj.mode,
+        "mode": _text(obj.mode),
         "payment_intent": obj.payment_intent_id,
-        "payment_status": obj.payment_status,
-        "status": obj.status,
+        "payment_status": _text(obj.payment_status),
+        "status": _text(obj.status),
         "subscription": obj.subscription_id,
         "success_url": obj.success_url or None,
     }

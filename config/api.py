@@ -4,7 +4,13 @@
 from __future__ import annotations
 
 from billing.api import router as billing_router
-from config.api_support import BillflowAPI, BillflowParser, install_error_handlers
+from config.api_support import (
+    BillflowAPI,
+    BillflowParser,
+    install_error_handlers,
+    refuse_unknown_query_params,
+)
+from webhooks.api import router as webhooks_router
 from workflows.api import router as workflows_router
 
 api = BillflowAPI(
@@ -12,14 +18,19 @@ api = BillflowAPI(
     title="Billflow API",
     version="1",
     description=(
-        "Stripe-shaped billing resources. Authenticate with `Authorization: Bearer sk_…`; the "
-        "key's environment scopes every object. POSTs accept an `Idempotency-Key` header. "
+        "Stripe-shaped billing resources. Authenticate with `Authorization: Bearer sk_…` or the "
+        "key as the Basic-auth user name; the key's environment scopes every object. Bodies are "
+        "JSON or form-encoded in Stripe's bracket notation (`metadata[plan]=pro`). POSTs accept "
+        "an `Idempotency-Key` header. Unknown query parameters and body fields are refused. "
         'Errors are `{"error": {"type", "code", "message", "param"}}`.'
     ),
     urls_namespace="api_v1",
 )
 install_error_handlers(api)
+# Unknown query parameters are a 400 naming them on every operation, like unknown body fields.
+api.add_decorator(refuse_unknown_query_params, mode="view")
 
 api.add_router("", billing_router)
 api.add_router("", workflows_router)
+api.add_router("", webhooks_router)
 # Another app adds its routes here: import its `Router` above and `api.add_router("", router)`.

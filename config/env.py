@@ -90,10 +90,23 @@ def database_config(default_sqlite: Path) -> dict:
     return config
 
 
-def email_config() -> dict:
+CONSOLE_EMAIL = {"EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend"}
+
+
+def email_config(*, debug: bool) -> dict:
     url = env.str("EMAIL_URL", default="").strip()
     if not url:
-        return {"EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend"}
+        if not debug:
+            # Without this, production "sends" every e-mail to the web or worker's log and
+            # nobody notices until a customer asks where their receipt went.
+            raise ImproperlyConfigured(
+                "Environment variable EMAIL_URL must be set when DEBUG is off (e.g. "
+                "smtp+tls://user:password@mail-host:587); set EMAIL_URL=console:// to print "
+                "e-mails to the log on purpose."
+            )
+        return dict(CONSOLE_EMAIL)
+    if url.split("://", 1)[0] == "console":  # the explicit choice named in the error above
+        return dict(CONSOLE_EMAIL)
     scheme = url.split("://", 1)[0] if "://" in url else ""
     if scheme not in environ.Env.EMAIL_SCHEMES:
         raise ImproperlyConfigured(

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
 
+from backoffice.metrics import metrics
 from config.api import api
 from config.api_support import api_urls, unknown_route
 from workflows.views_health import health
@@ -9,12 +10,16 @@ urlpatterns = [
     path("", include("backoffice.urls")),
     # Liveness for load balancers and monitoring (docs/operations.md).
     path("health/", health, name="health"),
+    # Prometheus metrics, for a scraper holding METRICS_TOKEN (docs/operations.md).
+    path("metrics", metrics, name="metrics"),
     # The run inspector lives inside the admin's URL space, before the admin's catch-all.
     path("admin/runs/", include("workflows.urls_runs")),
     # The visual builder, likewise inside the admin's layout and before its catch-all.
     path("admin/workflows/", include("workflows.urls")),
     # System workflow settings (wording, recipients, steps on or off), likewise.
     path("admin/system-workflows/", include("workflows.urls_system")),
+    # Webhook endpoints and their delivery log, likewise.
+    path("admin/webhooks/", include("webhooks.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", api_urls(api)),
     # Anything else under the API prefix answers with the JSON error envelope, not an HTML page.

@@ -14,7 +14,7 @@ from django.db import connection
 from tests import factories
 
 # Real local servers for e-mail and HTTP tests (fixtures: smtp_server, smtp_settings, http_server).
-pytest_plugins = ["tests.smtp", "tests.httpserver"]
+pytest_plugins = ["tests.smtp", "tests.httpserver", "tests.webhook_receiver"]
 
 
 def pytest_report_header(config) -> str:

@@ -5,6 +5,7 @@
     http_server.script(503, 503, 200)          # next three answers; then `default`
     http_server.script(Reply(307, headers={"Location": "http://elsewhere.test/"}))
     http_server.script(Reply(200, delay=3))    # answers 3 s late (past a client's timeout)
+    http_server.script(Reply(200, "x" * 30, trickle=1))  # headers at once, a byte a second
     http_server.hang = True                    # answers nothing until the test ends
     http_server.url("/hooks/billing")          # http://127.0.0.1:PORT/hooks/billing
     http_server.requests                       # what it received: method, path, headers, body
@@ -34,6 +35,9 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     # Seconds to sleep before answering: a target slower than the caller's timeout.
     delay: float = 0.0
+    # Seconds between the body's bytes, sent after the status and headers (which go at once):
+    # a target that trickles its answer, never silent long enough for a per-read timeout.
+    trickle: float = 0.0
 
     def encoded(self) -> tuple[bytes, str]:
         if isinstance(self.body, dict | list):
@@ -118,7 +122,15 @@ class ScriptedServer:
                         self.send_header(name, value)
                     self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
-                    self.wfile.write(body)
+                    if not reply.trickle:
+                        self.wfile.write(body)
+                        return
+                    self.wfile.flush()
+                    for index in range(len(body)):
+                        if server.released.wait(reply.trickle):
+                            return
+                        self.wfile.write(body[index : index + 1])
+                        self.wfile.flush()
 
             do_GET = do_POST = do_PUT = _answer  # noqa: N815 (http.server's names)
 

@@ -31,6 +31,9 @@ real SMTP server received) and checks, for every run of the given environment(s)
      `sending`, and the worker that takes the step over sends it again, with the same
      Message-ID. The delivery then counts a second attempt; a copy is allowed per attempt the
      delivery records, no more, and each such copy is listed in `report.emails_resent`.
+     A step failed with `timeout` after the server had the whole message (it did not confirm
+     it in time, so the step did not send it again) may have left exactly one message, listed
+     in `report.emails_unconfirmed`; a second copy is a problem.
 4. Optional totals: `expect_runs` (number of runs) and `expect_emails` (sent e-mail deliveries).
 
 Every problem found is listed in plain words in the AssertionError (the first 40 of them, with
@@ -51,6 +54,8 @@ from billing.events import event_envelope
 from billing.idempotency import MODELS_BY_OBJECT
 from billing.models import Environment, Event
 from workflows.actions import registry
+from workflows.actions.team_email import message_id_for
+from workflows.definition import walk
 from workflows.definitions import version_definition
 from workflows.engine.conditions import evaluate
 from workflows.models import Delivery, Run, StepRun, Workflow, WorkflowVersion
@@ -71,6 +76,9 @@ class LedgerReport:
     emails_received: int = 0
     # (step key, copies received) where a send taken over after a worker died sent a copy.
     emails_resent: list = field(default_factory=list)
+    # Step keys of e-mails the server received whose step failed with `timeout`: the server had
+    # the whole message and did not confirm it in time, so the step was not sent again.
+    emails_unconfirmed: list[str] = field(default_factory=list)
     # (run id, step id, iteration, attempts) of steps started more than once.
     steps_retried: list[tuple[int, str, str, int]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -90,18 +98,11 @@ def _ids(items: Iterable | None) -> set:
 
 def _action_steps(definition: dict) -> dict[str, str]:
     """step id -> action key, for every action step at any depth (branches, loops)."""
-    found: dict[str, str] = {}
-
-    def walk(steps: list) -> None:
-        for step in steps or []:
-            if step.get("type") == "action":
-                found[step["id"]] = step.get("action", "")
-            for path in step.get("paths") or []:
-                walk(path.get("steps") or [])
-            walk(step.get("steps") or [])
-
-    walk(definition.get("steps") or [])
-    return found
+    return {
+        step["id"]: step.get("action", "")
+        for step in walk.steps(definition)
+        if step.get("type") == "action"
+    }
 
 
 def _scope_accepts(scope: str, event: Event) -> bool:
@@ -210,6 +211,7 @@ class _Audit:
         external_keys: dict[str, StepRun] = {}
         metadata_written: dict[tuple[str, str], dict[str, object]] = defaultdict(dict)
         changed_steps: list[StepRun] = []
+        unconfirmed: dict[str, str] = {}  # Message-ID -> key of an e-mail sent, not confirmed
         for step in steps:
             run = run_by_id[step.run_id]
             where = f"run {run.pk} step {step.step_id!r} iteration {step.iteration!r}"
@@ -226,6 +228,8 @@ class _Audit:
                 StepRun.Status.RUNNING,
             ):
                 self.problem(f"{where}: still {step.status} in a succeeded run")
+            if step.status == StepRun.Status.FAILED and (step.error or {}).get("type") == "timeout":
+                unconfirmed[message_id_for(step.idempotency_key)] = step.idempotency_key
             if step.status != StepRun.Status.SUCCEEDED:
                 continue
             succeeded_keys[step.idempotency_key] = step
@@ -247,7 +251,7 @@ class _Audit:
                 self.problem(f"run {run.pk} failed with {failed_steps[run.pk]} failed steps")
         self.check_billing_events(run_by_id, succeeded_keys, changed_steps)
         self.check_metadata(metadata_written)
-        self.check_deliveries(external_keys, smtp)
+        self.check_deliveries(external_keys, smtp, unconfirmed)
 
     def check_billing_events(self, run_by_id: dict, succeeded_keys: dict, changed: list) -> None:
         events = list(
@@ -301,7 +305,9 @@ class _Audit:
                             f"the last step wrote {value!r}"
                         )
 
-    def check_deliveries(self, external_keys: dict[str, StepRun], smtp) -> None:
+    def check_deliveries(
+        self, external_keys: dict[str, StepRun], smtp, unconfirmed: dict[str, str]
+    ) -> None:
         deliveries = Delivery.objects.filter(idempotency_key__in=list(external_keys))
         per_key: dict[str, list[Delivery]] = defaultdict(list)
         for delivery in deliveries:
@@ -336,7 +342,9 @@ class _Audit:
                     f"messages with Message-ID {message_id}, not one"
                 )
         for message_id, count in sorted(received.items()):
-            if message_id not in email_ids:
+            if message_id in unconfirmed and count == 1 and message_id not in email_ids:
+                self.report.emails_unconfirmed.append(unconfirmed[message_id])
+            elif message_id not in email_ids:
                 self.problem(
                     f"the SMTP server received {count} message(s) with Message-ID {message_id} "
                     "that no sent delivery of a succeeded step claims"

@@ -72,6 +72,7 @@ def sample_world() -> dict:
 
     live = factories.environment("live")
     system_workflows_install(environment=live)
+    endpoint = _webhook_endpoint(live)  # first, so the events below are delivered to it
     customer = factories.customer(live, email="matrix@example.com")
     price = factories.price(live)
     charge = factories.paid_charge(live, customer=customer)
@@ -117,7 +118,10 @@ def sample_world() -> dict:
         "auth.user": User.objects.create_user(username="sample", password="x", is_staff=True),
         "auth.group": Group.objects.get_or_create(name="Viewer")[0],
     }
+    objects["webhooks.webhookendpoint"] = endpoint
+    objects["webhooks.webhookdelivery"] = endpoint.deliveries.order_by("pk").first()
     objects.update(_django_q_samples())
+    objects.update(_axes_samples())
     return {
         "environment": live,
         "objects": objects,
@@ -128,6 +132,19 @@ def sample_world() -> dict:
         "system_key": "payment_failed",
         "customer": customer,
     }
+
+
+def _webhook_endpoint(environment):
+    from django.conf import settings
+    from django.test import override_settings
+
+    from webhooks.services import webhook_endpoint_create
+
+    allowed = {**settings.BILLFLOW, "HTTP_ALLOWED_HOSTS": ["hooks.example.com"]}
+    with override_settings(BILLFLOW=allowed):
+        return webhook_endpoint_create(
+            environment=environment, url="https://hooks.example.com/", enabled_events=["*"]
+        )
 
 
 def _django_q_samples() -> dict:
@@ -141,6 +158,21 @@ def _django_q_samples() -> dict:
         "django_q.success": Success.objects.create(id="a" * 32, success=True, **common),
         "django_q.failure": Failure.objects.create(id="b" * 32, success=False, **common),
         "django_q.ormq": OrmQ.objects.create(key="matrix", payload="x", lock=now),
+    }
+
+
+def _axes_samples() -> dict:
+    from axes.models import AccessAttempt, AccessFailureLog, AccessLog
+    from django.utils import timezone
+
+    who = {"username": "matrix", "ip_address": "203.0.113.9", "user_agent": "matrix"}
+    now = timezone.now()
+    return {
+        "axes.accessattempt": AccessAttempt.objects.create(
+            failures_since_start=1, attempt_time=now, **who
+        ),
+        "axes.accesslog": AccessLog.objects.create(attempt_time=now, **who),
+        "axes.accessfailurelog": AccessFailureLog.objects.create(attempt_time=now, **who),
     }
 
 
@@ -165,6 +197,8 @@ def _api_value(name: str, world: dict) -> str:
         "dispute_id": objects["billing.dispute"].pk,
         "session_id": objects["billing.checkoutsession"].pk,
         "event_id": objects["billing.event"].pk,
+        "endpoint_id": objects["webhooks.webhookendpoint"].pk,
+        "delivery_id": objects["webhooks.webhookdelivery"].pk,
     }
     return str(by_param.get(name, "0"))
 

@@ -58,7 +58,8 @@ def test_it_lists_customers_newest_first_with_cursors(live):
     ids = [api.post("/customers", {"email": f"c{i}@example.com"}).json()["id"] for i in range(5)]
     first = api.get("/customers", limit=2).json()
     assert first["object"] == "list"
-    assert first["url"] == "/api/v1/customers"
+    # Stripe's path, relative to a client's api_base (the origin plus /api): see docs/api.md.
+    assert first["url"] == "/v1/customers"
     assert first["has_more"] is True
     assert [c["id"] for c in first["data"]] == [ids[4], ids[3]]
     second = api.get("/customers", limit=2, starting_after=ids[3]).json()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from billing.models import Event, PaymentIntent
+from billing.models import Charge, Event, PaymentIntent
 from billing.services import provider_fail_next
 from tests.api_client import api_for, error_of
 
@@ -20,16 +20,24 @@ def test_it_creates_and_confirms_a_payment_intent(live):
     assert api.get("/charges", payment_intent=intent["id"]).json()["data"][0]["paid"] is True
 
 
-def test_a_decline_is_a_failed_object_not_an_http_error(live):
+def test_a_declined_confirm_is_a_402_card_error_and_the_failure_is_recorded(live):
     api = api_for(live)
     intent = api.post("/payment_intents", {"amount": 2500, "currency": "usd"}).json()
     response = api.post(
         f"/payment_intents/{intent['id']}/confirm",
         {"payment_method": "pm_card_chargeDeclinedInsufficientFunds"},
     )
-    assert response.status_code == 200
-    error = response.json()["last_payment_error"]
-    assert (error["code"], error["decline_code"]) == ("card_declined", "insufficient_funds")
+    assert response.status_code == 402, response.content
+    error = response.json()["error"]
+    assert (error["type"], error["code"], error["decline_code"]) == (
+        "card_error",
+        "card_declined",
+        "insufficient_funds",
+    )
+    assert error["payment_intent"]["id"] == intent["id"]
+    assert error["payment_intent"]["last_payment_error"]["decline_code"] == "insufficient_funds"
+    assert error["charge"] == error["payment_intent"]["latest_charge"]
+    assert Charge.objects.get(pk=error["charge"]).status == "failed"
     assert Event.objects.filter(
         type="payment_intent.payment_failed", object_id=intent["id"]
     ).exists()

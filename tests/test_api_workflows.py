@@ -314,3 +314,72 @@ def test_the_openapi_description_lists_the_workflow_routes(db):
         assert path in paths, path
     names = [p["name"] for p in paths["/api/v1/runs"]["get"]["parameters"]]
     assert {"workflow", "status", "event", "created[gte]", "created[lte]"} <= set(names)
+
+
+@pytest.mark.parametrize(
+    "extra", [{"bogus_key": 1}, {"environment": "sandbox"}, {"trigger_kind": "manual"}]
+)
+def test_it_refuses_unknown_top_level_keys_like_the_import(live, extra):
+    api = api_for(live)
+    (key,) = extra
+
+    created = api.post("/workflows", {**MANUAL, **extra})
+    workflow = _created(api)
+    updated = api.post(f"/workflows/{workflow['id']}", {**MANUAL, "name": "Renamed", **extra})
+
+    for response in (created, updated):
+        assert response.status_code == 400
+        error = error_of(response)
+        assert (error["code"], error["param"]) == ("workflow_invalid", key)
+        assert f"Unknown key '{key}'" in error["message"]
+    assert Workflow.objects.count() == 1
+    assert api.get(f"/workflows/{workflow['id']}").json()["name"] == MANUAL["name"]
+
+
+def test_it_refuses_a_kind_other_than_automation_naming_the_field(live):
+    api = api_for(live)
+
+    response = api.post("/workflows", {**MANUAL, "kind": "system"})
+
+    assert response.status_code == 400
+    assert error_of(response)["param"] == "kind"
+    assert not Workflow.objects.exists()
+    # What GET answers (kind "automation" included) is still taken back as it is.
+    workflow = _created(api)
+    assert api.post(f"/workflows/{workflow['id']}", workflow).status_code == 200
+    assert api.post("/workflows", {**MANUAL, "kind": None}).status_code == 200
+
+
+def test_it_serves_the_json_schema_of_the_definition(live):
+    schema = api_for(live, "viewer").get("/workflows/schema").json()
+
+    assert schema["title"] == "WorkflowDefinition"
+    assert schema["additionalProperties"] is False
+    assert set(schema["properties"]) == {"name", "description", "trigger", "steps"}
+    step_types = {
+        schema["$defs"][name]["properties"]["type"]["const"]
+        for name in ("ActionStep", "ConditionStep", "BranchStep", "ForeachStep")
+    }
+    assert step_types == {"action", "condition", "branch", "foreach"}
+
+
+def test_the_openapi_document_types_the_workflow_endpoints(db):
+    spec = Client().get("/api/v1/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+
+    def body_of(operation: dict) -> dict:
+        ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        return schemas[ref.rsplit("/", 1)[1]]
+
+    def answer_of(operation: dict) -> dict:
+        ref = operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+        return schemas[ref.rsplit("/", 1)[1]]
+
+    create = spec["paths"]["/api/v1/workflows"]["post"]
+    request = schemas[body_of(create)["$ref"].rsplit("/", 1)[1]]
+    assert {"name", "trigger", "steps"} <= set(request["properties"])
+    assert request["additionalProperties"] is False
+    answer = schemas[answer_of(create)["$ref"].rsplit("/", 1)[1]]
+    assert {"id", "status", "steps"} <= set(answer["required"])
+    retrieve = spec["paths"]["/api/v1/workflows/{workflow_id}"]["get"]
+    assert answer_of(retrieve) == answer_of(create)

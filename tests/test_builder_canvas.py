@@ -45,6 +45,40 @@ def test_it_draws_paths_in_evaluation_order_with_the_else_path_last():
     assert canvas_nodes(definition)[0].paths[-1].is_else
 
 
+def test_it_keeps_each_paths_steps_with_their_path_when_the_else_path_is_stored_first():
+    definition = factories.region_workflow_definition()
+    paths = definition["steps"][0]["paths"]
+    paths.insert(0, paths.pop())
+
+    nodes = canvas_nodes(definition)
+
+    drawn = [(p.name, [n.id for n in p.nodes]) for p in nodes[0].paths]
+    assert drawn == [
+        ("North America", ["tag_na"]),
+        ("Europe", ["tag_eu"]),
+        ("Everyone else", ["tag_global"]),
+    ]
+    # A card's address is where its step is stored: a `+` beside it inserts there.
+    assert find_node(nodes, "tag_global").path_index == 0
+
+
+def test_it_nests_a_loop_inside_a_branch_path_with_its_body():
+    definition = _loop_definition()
+    loop = definition["steps"].pop()
+    definition["steps"][0]["paths"][1]["steps"].append(loop)
+
+    nodes = canvas_nodes(definition)
+
+    assert [n.id for n in nodes] == ["region"]
+    europe = nodes[0].paths[1]
+    assert [n.id for n in europe.nodes] == ["tag_eu", "each_sub"]
+    assert [c.id for c in europe.nodes[1].children] == ["tag_sub"]
+    tag_sub = find_node(nodes, "tag_sub")
+    assert (tag_sub.parent, tag_sub.path_index, tag_sub.position) == ("each_sub", None, 0)
+    each = find_node(nodes, "each_sub")
+    assert (each.parent, each.path_index, each.position) == ("region", 1, 1)
+
+
 def test_it_puts_a_loops_body_inside_the_loop():
     nodes = canvas_nodes(_loop_definition())
     loop = nodes[1]
@@ -76,7 +110,8 @@ def test_it_marks_the_path_a_run_took():
 
 def test_it_describes_the_trigger():
     card = canvas_trigger(factories.region_workflow_definition())
-    assert card.title == "When customer.created"
+    assert card.title == "When Customer created"
+    assert card.event == "customer.created"
     manual = canvas_trigger(
         {"trigger": {"type": "manual", "input": [{"name": "customer", "required": True}]}}
     )

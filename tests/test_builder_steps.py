@@ -141,6 +141,52 @@ def test_it_moves_duplicates_and_deletes_steps(client, mona, region):
     assert [s["id"] for s in _definition(region)["steps"]] == ["check"]
 
 
+def test_it_moves_a_step_within_its_branch_path_and_not_past_either_end(client, mona, region):
+    client.force_login(mona)
+    base = f"/admin/workflows/{region.pk}/steps"
+    client.post(
+        f"{base}/add/", {"kind": "condition", "parent": "region", "path": "1", "position": 1}
+    )
+
+    def paths() -> list[list[str]]:
+        branch = _definition(region)["steps"][0]
+        return [[s["id"] for s in p["steps"]] for p in branch["paths"]]
+
+    client.post(f"{base}/check/move/", {"direction": "up"})
+    assert paths() == [["tag_na"], ["check", "tag_eu"], ["tag_global"]]
+    client.post(f"{base}/check/move/", {"direction": "up"})  # first of its path: it stays
+    assert paths() == [["tag_na"], ["check", "tag_eu"], ["tag_global"]]
+    client.post(f"{base}/check/move/", {"direction": "down"})
+    assert paths() == [["tag_na"], ["tag_eu", "check"], ["tag_global"]]
+
+
+def test_it_duplicates_a_step_of_a_loop_body_right_after_it(client, mona, region):
+    client.force_login(mona)
+    base = f"/admin/workflows/{region.pk}/steps"
+    client.post(f"{base}/add/", {"kind": "foreach", "position": 1})
+    client.post(f"{base}/add/", {"kind": "condition", "parent": "loop", "position": 0})
+    client.post(f"{base}/add/", {"kind": "condition", "parent": "loop", "position": 1})
+
+    client.post(f"{base}/check/duplicate/")
+
+    loop = _definition(region)["steps"][1]
+    assert [s["id"] for s in loop["steps"]] == ["check", "check_3", "check_2"]
+
+
+def test_a_step_added_inside_a_branch_path_opens_its_panel_at_once(client, mona, region):
+    client.force_login(mona)
+    response = client.post(
+        f"/admin/workflows/{region.pk}/steps/add/",
+        {"kind": "condition", "parent": "region", "path": "2", "position": 0},
+        **HX,
+    )
+    # The panel is drawn from the definition in memory, which got the step in the same place.
+    assert response.status_code == 200
+    assert f"/admin/workflows/{region.pk}/steps/check/" in response.content.decode()
+    everyone_else = _definition(region)["steps"][0]["paths"][2]["steps"]
+    assert [s["id"] for s in everyone_else] == ["check", "tag_global"]
+
+
 def test_it_edits_a_condition_step_with_groups(client, mona, region):
     client.force_login(mona)
     base = f"/admin/workflows/{region.pk}/steps"
@@ -155,7 +201,7 @@ def test_it_edits_a_condition_step_with_groups(client, mona, region):
         "cond-g1-rows": "2",
         "cond-g1-r0-field": "trigger.data.object.balance",
         "cond-g1-r0-op": "gt",
-        "cond-g1-r0-value": "100",
+        "cond-g1-r0-value": "1.00",  # balance is money: 1.00 USD is stored as 100
         "cond-g1-r1-field": "trigger.data.object.currency",
         "cond-g1-r1-op": "in",
         "cond-g1-r1-value": "eur, gbp",
@@ -261,3 +307,21 @@ def test_it_offers_item_fields_inside_a_loop(client, mona, region):
     body = client.get(f"/admin/workflows/{region.pk}/picker/", {"step": "inner"}, **HX)
     assert "item.status" in body.content.decode()
     assert "steps.region.output.path" in body.content.decode()
+
+
+def test_a_new_step_inside_a_loop_is_offered_the_loops_item_and_what_ran_before_it(
+    client, mona, region
+):
+    client.force_login(mona)
+    definition = factories.region_workflow_definition()
+    definition["steps"].append(
+        {"id": "each", "type": "foreach", "action": "subscriptions.list", "params": {}, "steps": []}
+    )
+    services.workflow_update(workflow=region, definition=definition, allow_invalid=True)
+
+    body = client.get(f"/admin/workflows/{region.pk}/picker/", {"parent": "each"}, **HX)
+
+    assert "item.status" in body.content.decode()
+    assert "steps.region.output.path" in body.content.decode()
+    # The loop's own output is not offered to its body (it is `item`, one at a time).
+    assert "steps.each.output" not in body.content.decode()

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from workflows.engine.conditions import condition_fields, evaluate
+from workflows.canvas import condition_words
+from workflows.engine.conditions import (
+    OPERATOR_WORDS,
+    OPERATORS,
+    UNARY_OPERATORS,
+    condition_fields,
+    evaluate,
+    explain,
+)
+from workflows.forms import ConditionEditor
 
 
 def context(obj: dict, previous: dict | None = None) -> dict:
@@ -134,3 +143,30 @@ def test_it_lists_the_fields_a_tree_reads():
 def test_it_never_evaluates_text_as_code():
     node = {"field": "trigger.data.object.amount", "op": "eq", "value": "__import__('os')"}
     assert evaluate(node, PI) is False
+
+
+@pytest.mark.parametrize("op", OPERATORS)
+def test_it_names_each_operator_with_the_same_words_in_the_editor_the_canvas_and_the_explanation(
+    op,
+):
+    words = OPERATOR_WORDS[op]
+    assert dict(ConditionEditor.operators)[op] == words.holds
+    tree = leaf("amount", op) if op in UNARY_OPERATORS else leaf("amount", op, 99)
+    assert condition_words(tree) == f"amount {words.holds}" + (
+        "" if op in UNARY_OPERATORS else " 99"
+    )
+    if op not in UNARY_OPERATORS:
+        # A value that makes the comparison false for each operator: 15000 against 99 or 15000.
+        for value in (99, 15000, [15000], "15000", "1"):
+            reason = explain(leaf("amount", op, value), PI)
+            if reason is not None:
+                assert reason.startswith(f"amount 15000 {words.fails} ")
+                break
+        else:
+            pytest.fail(f"no value makes {op} false")
+
+
+def test_it_explains_a_false_gte_in_the_editors_words():
+    assert explain(leaf("amount", "gte", 20000), PI) == "amount 15000 is not at least 20000"
+    assert explain(leaf("amount", "eq", 1), PI) == "amount 15000 is not equal to 1"
+    assert explain(leaf("email", "changed"), PI) == "email did not change in this event"

@@ -75,8 +75,8 @@ def test_it_starts_a_manual_run_with_its_input_and_starter(live, alice, mona):
     ("data", "message"),
     [
         ({}, "Input field 'customer' is required."),
-        ({"customer": 12}, "Input field 'customer' must be a string."),
-        ({"customer": "cus_1", "amount": "ten"}, "Input field 'amount' must be an integer."),
+        ({"customer": 12}, "Input field 'customer' must be a string, not integer."),
+        ({"customer": "cus_1", "amount": "ten"}, "Input field 'amount' must be an integer, not"),
         ({"customer": "cus_1", "colour": "red"}, "Input field 'colour' is not declared"),
         (["cus_1"], "Input must be a JSON object."),
     ],

@@ -451,3 +451,36 @@ def test_after_a_scheduler_outage_each_schedule_runs_once_even_with_two_clusters
     after = Event.objects.filter(type="customer.updated", object_id=customer.pk).count()
     assert after - before == 1
     audit_ledger(live, expect_runs=1)
+
+
+def test_an_smtp_outage_shorter_than_the_retry_budget_is_ridden_out_with_the_default_attempts(
+    transactional_db, live, alice, mona, smtp_outage
+):
+    """Issue 14, item 9: during a 20 s SMTP outage, runs used their 5 attempts in 4.7 s and
+    failed. Scaled by a tenth (a 6 s outage budget instead of 60 s, the server down 3 s instead
+    of 20 s), with the default 5 attempts, the run now waits the outage out and sends once."""
+    workflow = factories.workflow_active(live, tell_team(), alice)
+    env = {
+        "EMAIL_URL": smtp_outage.url,
+        "BILLFLOW_STEP_MAX_ATTEMPTS": "5",
+        "BILLFLOW_OUTAGE_RETRY_SECONDS": "6",
+    }
+    with qclusters(count=1, workers=1, env=env) as (cluster,):
+        run = run_start_manual(workflow=workflow, input={"note": "outage"}, user=alice)
+        wait_for(lambda: StepRun.objects.filter(run=run, step_id="tell").exists(), timeout=30)
+        time.sleep(3.0)  # the mail server stays down meanwhile
+        assert not finished(run)(), f"gave up within the outage\n{cluster.log()}"
+        smtp_outage.start()
+        try:
+            wait_for(finished(run), timeout=30)
+        except AssertionError:
+            raise AssertionError(cluster.log()) from None
+
+    run.refresh_from_db()
+    assert run.status == Run.Status.SUCCEEDED, run.error
+    tell = step_of(run, "tell")
+    assert 2 <= tell.attempts <= 5
+    assert all(e["type"] == "email_error" for e in tell.attempt_errors)
+    assert len(smtp_outage.messages) == 1
+    assert smtp_outage.messages[0].message_id == tell.output["message_id"]
+    audit_ledger(live, smtp=smtp_outage.server, expect_runs=1, expect_emails=1)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
+from django.conf import settings as django_settings
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
+from django.test import override_settings
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error, response_schema_conformance
@@ -18,8 +20,25 @@ from schemathesis.checks import not_a_server_error, response_schema_conformance
 from billing.api_keys import api_key_create
 from config.wsgi import application
 from tests import factories
+from webhooks.services import webhook_endpoint_create
 
 EXAMPLES_PER_OPERATION = 4
+# A manual workflow whose run tags a customer: its run, steps and all, is in the run lists.
+TAG = {
+    "name": "Tag a customer by hand",
+    "trigger": {
+        "type": "manual",
+        "input": [{"name": "customer", "type": "string", "required": True}],
+    },
+    "steps": [
+        {
+            "id": "tag",
+            "type": "action",
+            "action": "customers.update",
+            "params": {"customer": "{{ trigger.input.customer }}", "metadata": {"Source": "api"}},
+        }
+    ],
+}
 
 
 @pytest.fixture
@@ -42,12 +61,20 @@ def test_it_answers_generated_requests_without_5xx_or_schema_breaks(
     live = factories.environment("live")
     customer = factories.customer(live, email="schema@example.com")
     factories.paid_charge(live, customer=customer)
+    # So the workflow, run and webhook endpoint lists answer with objects to check too.
+    factories.run_executed(factories.workflow_active(live, TAG), customer=customer)
+    with override_settings(
+        BILLFLOW={**django_settings.BILLFLOW, "HTTP_ALLOWED_HOSTS": ["hooks.example.com"]}
+    ):
+        webhook_endpoint_create(
+            environment=live, url="https://hooks.example.com/in", enabled_events=["*"]
+        )
     _, raw = api_key_create(environment=live, name="schemathesis", role="admin")
     headers = {"Authorization": f"Bearer {raw}"}
 
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", wsgi_in_test_transaction)
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) > 40  # the walk covers the billing and the workflow routers
+    assert len(operations) > 60  # billing, workflows, runs and webhook endpoints
     failures: list[str] = []
 
     for operation in operations:

@@ -124,3 +124,27 @@ def test_it_allows_a_copy_only_for_a_send_taken_over_after_a_worker_died(
         (first.idempotency_key, 2),
         (second.idempotency_key, 3),
     ]
+
+
+def test_it_allows_one_message_of_an_email_step_that_timed_out_after_the_server_had_it(
+    live, welcomed, smtp_server
+):
+    """A mail server that had the whole message and did not confirm it in time: the step
+    failed with `timeout` and was not sent again, so its one message is allowed; a second
+    copy is named."""
+    run = Run.objects.order_by("pk").first()
+    tell = StepRun.objects.get(run=run, step_id="tell")
+    error = {"type": "timeout", "message": "The mail server did not answer", "retryable": False}
+    StepRun.objects.filter(pk=tell.pk).update(status=StepRun.Status.FAILED, error=error)
+    Run.objects.filter(pk=run.pk).update(status=Run.Status.FAILED, error={**error, "step": "tell"})
+    delivery = Delivery.objects.get(idempotency_key=tell.idempotency_key)
+    Delivery.objects.filter(pk=delivery.pk).update(status=Delivery.Status.FAILED)
+
+    report = audit_ledger(live, smtp=smtp_server, expect_failed=[run])
+    assert report.emails_unconfirmed == [tell.idempotency_key]
+
+    copy = EmailMessage("again", "again", to=["mona@example.com"])
+    copy.extra_headers["Message-ID"] = delivery.message_id
+    copy.send()
+    problems = audit_problems(live, smtp_server, expect_failed=[run])
+    assert f"received 2 message(s) with Message-ID {delivery.message_id}" in problems

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from workflows.actions.http_post import execute
+from workflows.actions.http_post import _is_internal, execute
 from workflows.actions.registry import ActionContext, ActionError
 
 
@@ -64,3 +64,42 @@ def test_a_wildcard_does_not_match_a_lookalike_host(live, settings) -> None:
         with pytest.raises(ActionError) as caught:
             execute(ctx, {"url": url, "body": {}})
         assert caught.value.type == "host_not_allowed"
+
+
+# Issue 14, item 8: IPv6 spellings that carry an IPv4 address are judged by that IPv4 address.
+EMBEDDED_INTERNAL_IPV4 = [
+    "::127.0.0.1",  # IPv4-compatible (deprecated ::/96)
+    "::10.0.0.8",
+    "::ffff:127.0.0.1",  # IPv4-mapped
+    "::ffff:0:127.0.0.1",  # IPv4-translated (SIIT)
+    "64:ff9b::7f00:1",  # NAT64 well-known prefix -> 127.0.0.1
+    "64:ff9b::a9fe:a9fe",  # NAT64 -> 169.254.169.254, cloud metadata
+    "64:ff9b:1::7f00:1",  # local-use NAT64 (64:ff9b:1::/48), never global
+    "2002:7f00:1::1",  # 6to4 -> 127.0.0.1
+    "2002:c0a8:101::1",  # 6to4 -> 192.168.1.1
+    "2001:0:4136:e378:8000:63bf:80ff:fffe",  # Teredo, client 127.0.0.1
+]
+
+
+@pytest.mark.parametrize("address", EMBEDDED_INTERNAL_IPV4)
+def test_ipv6_spellings_of_internal_ipv4_addresses_are_refused(
+    live, allow_any_public_host, address
+) -> None:
+    ctx = ActionContext(environment=live, idempotency_key="1/hook/", run_id=1)
+    with pytest.raises(ActionError) as caught:
+        execute(ctx, {"url": f"http://[{address}]/hook", "body": {"a": 1}})
+    assert caught.value.type == "host_not_allowed"
+    assert caught.value.retryable is False
+
+
+@pytest.mark.parametrize("address", EMBEDDED_INTERNAL_IPV4)
+def test_the_internal_address_check_reads_the_embedded_ipv4(address) -> None:
+    assert _is_internal(address)
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["8.8.8.8", "2606:4700:4700::1111", "64:ff9b::808:808", "2002:808:808::1", "::ffff:8.8.8.8"],
+)
+def test_a_public_ipv4_inside_an_ipv6_spelling_is_judged_public(address) -> None:
+    assert not _is_internal(address)

@@ -28,6 +28,7 @@ PRODUCTION_ENV = {
     "ALLOWED_HOSTS": "billflow.example.com",
     "CSRF_TRUSTED_ORIGINS": "https://billflow.example.com",
     "TRUST_X_FORWARDED_PROTO": "true",
+    "EMAIL_URL": "smtp+tls://billflow@mail.example.com:587",  # required when DEBUG is off
     "DJANGO_SETTINGS_MODULE": "config.settings.base",
 }
 

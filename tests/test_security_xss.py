@@ -17,7 +17,15 @@ from workflows.actions import registry
 
 PAYLOAD = '<script>alert("xss")</script>'
 ATTRIBUTE_PAYLOAD = '"><img src=x onerror=alert(1)>'
-RAW = [b"<script>alert(", b"<img src=x onerror"]
+# Inline script is stopped by the CSP; markup is not: a refresh to another site, a fake link.
+META_PAYLOAD = '<meta http-equiv="refresh" content="0;url=https://evil.example/">'
+LINK_PAYLOAD = '<a href="https://evil.example/login">Session expired, sign in again</a>'
+RAW = [
+    b"<script>alert(",
+    b"<img src=x onerror",
+    b'<meta http-equiv="refresh"',
+    b'<a href="https://evil.example',
+]
 
 
 def _definition() -> dict:
@@ -26,7 +34,25 @@ def _definition() -> dict:
         "description": PAYLOAD,
         "trigger": {
             "type": "manual",
-            "input": [{"name": "customer", "type": "string", "required": True, "label": PAYLOAD}],
+            # Every user-controlled part of a manual input reaches a form: label, help, choices.
+            "input": [
+                {
+                    "name": "customer",
+                    "type": "string",
+                    "required": True,
+                    "label": PAYLOAD,
+                    "help": f"{META_PAYLOAD} {PAYLOAD}",
+                },
+                {
+                    "name": "plan",
+                    "type": "string",
+                    "label": LINK_PAYLOAD,
+                    "help": LINK_PAYLOAD,
+                    "choices": [PAYLOAD, META_PAYLOAD, LINK_PAYLOAD],
+                },
+                {"name": "note", "type": "object", "help": ATTRIBUTE_PAYLOAD},
+                {"name": "urgent", "type": "boolean", "help": META_PAYLOAD},
+            ],
         },
         "steps": [
             {
@@ -91,6 +117,7 @@ def _pages(world: dict) -> list[str]:
         f"/admin/workflows/{workflow.pk}/trigger/",
         f"/admin/workflows/{workflow.pk}/versions/",
         f"/admin/workflows/{workflow.pk}/run/",
+        f"/admin/workflows/{workflow.pk}/test/",
         f"/admin/workflows/{workflow.pk}/delete/",
         "/admin/runs/",
         "/admin/runs/dashboard/",
@@ -135,3 +162,32 @@ def test_team_emails_are_plain_text(world) -> None:
     for message in sent:
         assert message.content_subtype == "plain"
         assert not getattr(message, "alternatives", [])
+
+
+def test_manual_input_help_label_and_choices_are_escaped_on_the_run_and_test_forms(
+    client, alice, world
+) -> None:
+    """Item 2 of issue 14: a manual input's `help` became unescaped `help_text`."""
+    client.force_login(alice)
+    workflow = world["workflow"]
+    for path in (f"/admin/workflows/{workflow.pk}/run/", f"/admin/workflows/{workflow.pk}/test/"):
+        content = client.get(path).content.decode()
+        for raw in RAW:
+            assert raw.decode() not in content, f"unescaped {raw!r} on {path}"
+        # The help, labels and choices are there, escaped, so the absence above means something.
+        assert "&lt;meta http-equiv=&quot;refresh&quot;" in content, path
+        assert "&lt;a href=&quot;https://evil.example/login&quot;&gt;" in content, path
+        assert "&quot;&gt;&lt;img src=x onerror=alert(1)&gt;" in content, path
+
+
+def test_a_posted_form_with_hostile_values_shows_them_escaped(client, alice, world) -> None:
+    """Values typed back into a form (initial/bound data) are escaped in the re-rendered page."""
+    client.force_login(alice)
+    workflow = world["workflow"]
+    for path in (f"/admin/workflows/{workflow.pk}/run/", f"/admin/workflows/{workflow.pk}/test/"):
+        response = client.post(
+            path, {"customer": PAYLOAD, "plan": META_PAYLOAD, "note": LINK_PAYLOAD}
+        )
+        assert response.status_code in (200, 302), path
+        for raw in RAW:
+            assert raw not in response.content, f"unescaped {raw!r} on {path}"

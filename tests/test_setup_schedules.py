@@ -24,6 +24,7 @@ def test_it_installs_the_sweep_the_stall_alert_and_the_retention_prune(db):
         "workflows.sweep": ("workflows.tasks.sweep", Schedule.MINUTES, 1, -1),
         "billflow.stall_check": ("workflows.health.stall_check", Schedule.MINUTES, 1, -1),
         "billflow.retention": ("workflows.retention.retention_prune", Schedule.HOURLY, None, -1),
+        "webhooks.sweep": ("webhooks.tasks.sweep", Schedule.MINUTES, 1, -1),
     }
 
 
@@ -35,7 +36,7 @@ def test_it_changes_nothing_when_run_again(db):
     call_command("setup_schedules", stdout=out)
 
     assert list(Schedule.objects.order_by("pk").values("pk", "name", "next_run")) == before
-    assert out.getvalue().count(": unchanged") == 3
+    assert out.getvalue().count(": unchanged") == len(SCHEDULES)
 
 
 def test_it_repairs_an_edited_schedule_and_folds_duplicates(db):

@@ -7,7 +7,6 @@ import copy
 import pytest
 
 from workflows.definitions import (
-    count_steps,
     definition_to_json,
     definition_to_rows,
     version_definition,
@@ -283,8 +282,3 @@ def test_it_puts_a_definition_in_canonical_form():
     canonical = definition_to_json(loose)
     assert canonical == DESIGN_EXAMPLE
     assert definition_to_json(canonical) == canonical
-
-
-def test_it_counts_nested_steps():
-    assert count_steps(DESIGN_EXAMPLE["steps"]) == 3
-    assert count_steps(EVERY_FEATURE["steps"]) == 7

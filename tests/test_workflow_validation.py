@@ -257,17 +257,36 @@ def test_it_accepts_one_reference_for_a_typed_param():
     assert validate_definition(event_workflow(step)) == []
 
 
+TEXT_ONLY = "Metadata values are text, numbers or booleans;"
+
+
 @pytest.mark.parametrize(
     ("metadata", "message"),
     [
         ({f"k{i}": "v" for i in range(51)}, "Metadata has 51 keys; at most 50 are allowed"),
         ({"k" * 41: "v"}, f"Metadata key '{'k' * 41}' is longer than 40 characters"),
-        ({"tier": 3}, "Metadata values are strings; 'tier' is integer"),
+        ({"tier": {"level": 3}}, f"{TEXT_ONLY} 'tier' is an object"),
+        ({"tier": ["gold"]}, f"{TEXT_ONLY} 'tier' is a list"),
         ({"tier": "v" * 501}, "Metadata value of 'tier' is over 500 characters"),
     ],
 )
 def test_it_checks_metadata_params(metadata, message):
     assert only_error(event_workflow(action("a", metadata=metadata))).message == message
+
+
+def test_it_names_the_metadata_key_holding_an_object_or_a_list():
+    steps = [action("a", metadata={"ok": "yes", "tier": {"level": 3}, "tags": ["a"]})]
+    errors = validate_definition(event_workflow(*steps))
+    assert [(e.step_id, e.field) for e in errors] == [
+        ("a", "steps[0].params.metadata.tier"),
+        ("a", "steps[0].params.metadata.tags"),
+    ]
+
+
+def test_it_accepts_numbers_booleans_and_null_as_metadata_values():
+    # Written as their text when the step runs; null removes the key, as "" does.
+    metadata = {"count": 3, "ratio": 0.5, "vip": True, "gone": None, "seen": "{{ run.id }}"}
+    assert validate_definition(event_workflow(action("a", metadata=metadata))) == []
 
 
 def test_it_runs_an_action_s_own_checks():
@@ -486,8 +505,13 @@ def test_it_rejects_an_unknown_reference_root():
 
 
 def test_it_rejects_a_reference_that_is_not_a_path():
-    error = only_error(event_workflow(action("a", description="{{ item.id | upper }}")))
+    error = only_error(event_workflow(action("a", description="{{ item.id() }}")))
     assert "is not a valid reference" in error.message
+
+
+def test_it_rejects_a_formatter_outside_the_fixed_set():
+    error = only_error(event_workflow(action("a", description="{{ item.id | upper }}")))
+    assert error.message.startswith("Unknown formatter 'upper' in '{{ item.id | upper }}'")
 
 
 def test_it_rejects_an_unknown_run_field():
@@ -568,10 +592,10 @@ def test_it_checks_manual_input_against_the_declaration():
     assert validate_manual_input(declared, {"charge": "ch_1", "amount": 5}) == []
     errors = validate_manual_input(declared, {"amount": "5", "reason": "x", "extra": 1})
     assert [(e.field, e.message) for e in errors] == [
-        ("input.extra", "Unknown input field 'extra'"),
-        ("input.charge", "'charge' is required"),
-        ("input.amount", "'amount' must be an integer, not string"),
-        ("input.reason", "'x' is not a valid choice for 'reason': use duplicate, fraudulent"),
+        ("input.extra", "Input field 'extra' is not declared by this workflow"),
+        ("input.charge", "Input field 'charge' is required"),
+        ("input.amount", "Input field 'amount' must be an integer, not string"),
+        ("input.reason", "Input field 'reason' must be one of duplicate, fraudulent; got \"x\""),
     ]
 
 

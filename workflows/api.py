@@ -10,18 +10,20 @@ docs/api-workflows.md shows the requests and answers.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Literal
 
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja import Field, Query, Router, Schema
-from pydantic import ConfigDict
+from pydantic import BaseModel, ConfigDict
 
+from billing.api_schemas import Out, StripeList
 from billing.errors import InvalidRequestError, NotFoundError
-from config.api_support import KeyAuth, idempotent, paginate
+from config.api_support import CreatedFilters, KeyAuth, filter_created, idempotent, paginate
 from workflows import services
 from workflows.audit import run_cancel_audited, run_restart_audited, run_start_manual_audited
+from workflows.definition.model import definition_schema, written_out_models
 from workflows.models import Run, StepRun, Workflow
 from workflows.validation import DefinitionInvalid, ValidationError
 
@@ -65,21 +67,159 @@ def _service(call: Callable[[], Any]) -> Any:
 # --- input types -------------------------------------------------------------------------------
 
 
-class WorkflowDefinition(Schema):
-    """A workflow's JSON form (docs/workflows.md). Checked by the workflow validator, whose
-    errors name the step and the field, rather than here."""
+class _ReadOnly(BaseModel):
+    """What GET adds to the JSON form (docs/api-workflows.md)."""
+
+    id: int
+    object: Literal["workflow"]
+    status: Literal["draft", "active", "inactive"]
+    version: int | None
+    has_draft: bool
+    kind: Literal["automation", "system"]
+    created: int | None
+    updated: int | None
+
+
+# The OpenAPI document shows the definition with its nesting written out level by level: the
+# tools that read it (and our schemathesis walk) cannot follow a recursive schema.
+# GET /workflows/schema serves the recursive model itself.
+DocumentedDefinition = written_out_models()
+
+
+class WorkflowRequest(DocumentedDefinition):
+    """The JSON form; what GET answered may be sent back, its read-only fields are ignored."""
+
+    model_config = ConfigDict(title="WorkflowRequest")
+
+    id: int | None = None
+    object: Literal["workflow"] | None = None
+    status: str | None = None
+    version: int | None = None
+    has_draft: bool | None = None
+    kind: Literal["automation"] | None = Field(
+        None, description="Read-only: the API makes automations"
+    )
+    created: int | None = None
+    updated: int | None = None
+
+
+class WorkflowResource(DocumentedDefinition, _ReadOnly):
+    """A workflow: its JSON form (the draft when there is one) and what GET adds."""
+
+    model_config = ConfigDict(title="WorkflowResource")
+
+
+class _Passthrough(BaseModel):
+    """Takes any JSON object as it is; the OpenAPI document shows `documented_as` instead.
+
+    A definition is checked by the workflow validator, not by ninja, so its errors name the
+    step and the field (`workflow_invalid`) and answers are sent exactly as built.
+    """
 
     model_config = ConfigDict(extra="allow")
+    documented_as: ClassVar[type[BaseModel]]
 
-    name: Any = None
-    description: Any = None
-    trigger: Any = None
-    steps: Any = None
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> dict:
+        return handler(cls.documented_as.__pydantic_core_schema__)
+
+
+class WorkflowIn(_Passthrough):
+    """A workflow's JSON form, as sent."""
+
+    documented_as = WorkflowRequest
 
     def definition(self) -> dict:
-        # What GET adds to the JSON form is dropped, so a retrieved workflow can be sent back.
-        data = self.model_dump(exclude_unset=True)
+        data = dict(self.model_extra or {})
+        # What GET adds to the JSON form may be sent back and is dropped; every other key goes
+        # to the validator, which refuses unknown keys (as the import does).
+        kind = data.get("kind")
+        if kind not in (None, Workflow.Kind.AUTOMATION):
+            raise InvalidRequestError(
+                f"'kind' is read-only: the API makes and changes automation workflows, not "
+                f"{kind!r}. Leave 'kind' out.",
+                param="kind",
+            )
         return {key: value for key, value in data.items() if key not in READ_ONLY_FIELDS}
+
+
+class WorkflowOut(_Passthrough):
+    documented_as = WorkflowResource
+
+
+# --- answer types ------------------------------------------------------------------------------
+# What `workflow_json`, `run_json` and `step_json` render, typed for the OpenAPI document; a list
+# is the one `StripeList[T]` envelope. Like the billing answers they allow fields they do not
+# name, and tests/test_hostile_api_schema.py checks the answers against them.
+
+UnixSeconds = Annotated[int, Field(description="Unix time, seconds")]
+StepRunStatus = Literal["pending", "running", "succeeded", "failed", "skipped", "canceled"]
+RunStatus = Literal["pending", "running", "succeeded", "failed", "canceled"]
+
+
+class WorkflowDeletedOut(Out):
+    id: int
+    object: Literal["workflow"]
+    deleted: Literal[True]
+
+
+class DefinitionSchemaOut(Out):
+    """The JSON Schema (draft 2020-12) of a workflow's JSON form, recursion and all."""
+
+    title: str
+    type: Literal["object"]
+    properties: dict[str, Any]
+    required: list[str]
+    defs: dict[str, Any] = Field(alias="$defs")
+
+
+class StepRunOut(Out):
+    """One step's execution: one per step and loop iteration ("" outside loops, "3", "3.0")."""
+
+    step_id: str
+    iteration: str
+    status: StepRunStatus
+    attempts: int
+    params: dict[str, Any] | None = Field(description="The params as resolved for the call")
+    output: dict[str, Any] | None
+    error: dict[str, Any] | None = Field(description='{"type", "message", "retryable"}')
+    attempt_errors: list[dict[str, Any]] = Field(
+        description='One per failed attempt: {"attempt", "type", "message", "retryable", "at"}'
+    )
+    branch: str | None = Field(description="The path a branch step took")
+    changed_objects: list[dict[str, Any]] = Field(
+        description='Objects the step changed: {"object", "id", "before", "after"}'
+    )
+    started_at: UnixSeconds | None
+    finished_at: UnixSeconds | None
+    next_attempt_at: UnixSeconds | None
+
+
+class RunOut(Out):
+    """A run as lists show it; retrieving it (and restart, cancel, invoke) adds its `steps`."""
+
+    id: int
+    object: Literal["run"]
+    status: RunStatus
+    workflow: int
+    version: int | None
+    trigger_kind: Literal["event", "manual", "schedule"]
+    event: str | None = Field(description="The event that started it (event runs)")
+    input: dict[str, Any] | None = Field(description="The input it was started with (manual runs)")
+    error: dict[str, Any] | None = Field(
+        description='Why it failed: {"type", "message", "step", "iteration", "retryable"}'
+    )
+    stop_reason: str
+    path: list[dict[str, Any]] = Field(description="The branch decisions taken, in order")
+    dry_run: bool
+    restart_count: int
+    created: UnixSeconds | None
+    started_at: UnixSeconds | None
+    finished_at: UnixSeconds | None
+
+
+class RunWithStepsOut(RunOut):
+    steps: list[StepRunOut]
 
 
 class InvokeIn(Schema):
@@ -88,7 +228,9 @@ class InvokeIn(Schema):
     input: dict[str, Any] | None = None
 
 
-class Page(Schema):
+class Page(CreatedFilters):
+    """A list's page and its `created` filters, as on every list of the API."""
+
     limit: Annotated[int, Field(ge=1, le=100)] = 10
     starting_after: int | None = None
     ending_before: int | None = None
@@ -102,8 +244,6 @@ class RunFilters(Schema):
     workflow: int | None = None
     status: Literal["pending", "running", "succeeded", "failed", "canceled"] | None = None
     event: Annotated[str, Field(max_length=40)] | None = None
-    created_gte: int | None = Field(None, alias="created[gte]", description="Unix time")
-    created_lte: int | None = Field(None, alias="created[lte]", description="Unix time")
 
 
 # --- rendering ---------------------------------------------------------------------------------
@@ -201,7 +341,7 @@ def _run(request: HttpRequest, run_id: int) -> Run:
 def _list(request: HttpRequest, queryset: QuerySet, page: Page, render) -> dict:
     return paginate(
         request,
-        queryset,
+        filter_created(queryset, page),
         render,
         limit=page.limit,
         starting_after=str(page.starting_after) if page.starting_after is not None else None,
@@ -216,8 +356,26 @@ def _fresh_workflow(workflow_id: int) -> dict:
 # --- workflows ---------------------------------------------------------------------------------
 
 
-@router.post("/workflows", auth=WORKFLOWS_MANAGE, summary="Create a workflow (a draft)")
-def workflow_create(request: HttpRequest, payload: WorkflowDefinition) -> HttpResponse:
+@router.get(
+    "/workflows/schema",
+    auth=WORKFLOWS_VIEW,
+    summary="The JSON Schema of a workflow's JSON form",
+    response={200: DefinitionSchemaOut},
+    by_alias=True,  # `$defs`, not the field's Python name
+)
+def workflow_schema(request: HttpRequest) -> dict:
+    # The shape only: what a definition means (known events and actions, references, limits)
+    # is checked when it is saved and published (docs/workflows.md).
+    return definition_schema()
+
+
+@router.post(
+    "/workflows",
+    auth=WORKFLOWS_MANAGE,
+    summary="Create a workflow (a draft)",
+    response={200: WorkflowOut},
+)
+def workflow_create(request: HttpRequest, payload: WorkflowIn) -> HttpResponse:
     def write(key: str | None) -> dict:
         workflow = _service(
             lambda: services.workflow_create(
@@ -229,7 +387,12 @@ def workflow_create(request: HttpRequest, payload: WorkflowDefinition) -> HttpRe
     return idempotent(request, write)
 
 
-@router.get("/workflows", auth=WORKFLOWS_VIEW, summary="List workflows")
+@router.get(
+    "/workflows",
+    auth=WORKFLOWS_VIEW,
+    summary="List workflows",
+    response={200: StripeList[WorkflowOut]},
+)
 def workflow_list(request: HttpRequest, page: Query[Page], filters: Query[WorkflowFilters]) -> dict:
     queryset = _workflows(request)
     if filters.status:
@@ -237,17 +400,23 @@ def workflow_list(request: HttpRequest, page: Query[Page], filters: Query[Workfl
     return _list(request, queryset, page, workflow_json)
 
 
-@router.get("/workflows/{workflow_id}", auth=WORKFLOWS_VIEW, summary="Retrieve a workflow")
+@router.get(
+    "/workflows/{workflow_id}",
+    auth=WORKFLOWS_VIEW,
+    summary="Retrieve a workflow",
+    response={200: WorkflowOut},
+)
 def workflow_retrieve(request: HttpRequest, workflow_id: int) -> dict:
     return workflow_json(_workflow(request, workflow_id))
 
 
 @router.post(
-    "/workflows/{workflow_id}", auth=WORKFLOWS_MANAGE, summary="Update a workflow (a new draft)"
+    "/workflows/{workflow_id}",
+    auth=WORKFLOWS_MANAGE,
+    summary="Update a workflow (a new draft)",
+    response={200: WorkflowOut},
 )
-def workflow_update(
-    request: HttpRequest, workflow_id: int, payload: WorkflowDefinition
-) -> HttpResponse:
+def workflow_update(request: HttpRequest, workflow_id: int, payload: WorkflowIn) -> HttpResponse:
     workflow = _workflow(request, workflow_id)
 
     def write(key: str | None) -> dict:
@@ -273,26 +442,38 @@ def _transition(request: HttpRequest, workflow_id: int, service: Callable) -> Ht
     "/workflows/{workflow_id}/publish",
     auth=WORKFLOWS_MANAGE,
     summary="Publish the draft as the next version",
+    response={200: WorkflowOut},
 )
 def workflow_publish(request: HttpRequest, workflow_id: int) -> HttpResponse:
     return _transition(request, workflow_id, services.workflow_publish)
 
 
 @router.post(
-    "/workflows/{workflow_id}/activate", auth=WORKFLOWS_MANAGE, summary="Activate a workflow"
+    "/workflows/{workflow_id}/activate",
+    auth=WORKFLOWS_MANAGE,
+    summary="Activate a workflow",
+    response={200: WorkflowOut},
 )
 def workflow_activate(request: HttpRequest, workflow_id: int) -> HttpResponse:
     return _transition(request, workflow_id, services.workflow_activate)
 
 
 @router.post(
-    "/workflows/{workflow_id}/deactivate", auth=WORKFLOWS_MANAGE, summary="Deactivate a workflow"
+    "/workflows/{workflow_id}/deactivate",
+    auth=WORKFLOWS_MANAGE,
+    summary="Deactivate a workflow",
+    response={200: WorkflowOut},
 )
 def workflow_deactivate(request: HttpRequest, workflow_id: int) -> HttpResponse:
     return _transition(request, workflow_id, services.workflow_deactivate)
 
 
-@router.delete("/workflows/{workflow_id}", auth=WORKFLOWS_MANAGE, summary="Delete a workflow")
+@router.delete(
+    "/workflows/{workflow_id}",
+    auth=WORKFLOWS_MANAGE,
+    summary="Delete a workflow",
+    response={200: WorkflowDeletedOut},
+)
 def workflow_delete(request: HttpRequest, workflow_id: int) -> HttpResponse:
     workflow = _workflow(request, workflow_id)
     _service(lambda: services.workflow_delete(workflow=workflow))
@@ -303,6 +484,7 @@ def workflow_delete(request: HttpRequest, workflow_id: int) -> HttpResponse:
     "/workflows/{workflow_id}/invoke",
     auth=RUNS_MANAGE,
     summary="Start a run of a manual workflow with input",
+    response={200: RunWithStepsOut},
 )
 def workflow_invoke(request: HttpRequest, workflow_id: int, payload: InvokeIn) -> HttpResponse:
     workflow = _workflow(request, workflow_id)
@@ -321,7 +503,7 @@ def workflow_invoke(request: HttpRequest, workflow_id: int, payload: InvokeIn) -
 # --- runs --------------------------------------------------------------------------------------
 
 
-@router.get("/runs", auth=RUNS_VIEW, summary="List runs")
+@router.get("/runs", auth=RUNS_VIEW, summary="List runs", response={200: StripeList[RunOut]})
 def run_list(request: HttpRequest, page: Query[Page], filters: Query[RunFilters]) -> dict:
     queryset = _runs(request)
     if filters.workflow is not None:
@@ -330,20 +512,24 @@ def run_list(request: HttpRequest, page: Query[Page], filters: Query[RunFilters]
         queryset = queryset.filter(status=filters.status)
     if filters.event:
         queryset = queryset.filter(event_id=filters.event)
-    if filters.created_gte is not None:
-        queryset = queryset.filter(created__gte=datetime.fromtimestamp(filters.created_gte, UTC))
-    if filters.created_lte is not None:
-        queryset = queryset.filter(created__lte=datetime.fromtimestamp(filters.created_lte, UTC))
     return _list(request, queryset, page, run_json)
 
 
-@router.get("/runs/{run_id}", auth=RUNS_VIEW, summary="Retrieve a run with its steps")
+@router.get(
+    "/runs/{run_id}",
+    auth=RUNS_VIEW,
+    summary="Retrieve a run with its steps",
+    response={200: RunWithStepsOut},
+)
 def run_retrieve(request: HttpRequest, run_id: int) -> dict:
     return run_json(_run(request, run_id), steps=True)
 
 
 @router.post(
-    "/runs/{run_id}/restart", auth=RUNS_MANAGE, summary="Restart a failed run at its failed step"
+    "/runs/{run_id}/restart",
+    auth=RUNS_MANAGE,
+    summary="Restart a failed run at its failed step",
+    response={200: RunWithStepsOut},
 )
 def run_restart(request: HttpRequest, run_id: int) -> HttpResponse:
     run = _run(request, run_id)
@@ -355,7 +541,12 @@ def run_restart(request: HttpRequest, run_id: int) -> HttpResponse:
     )
 
 
-@router.post("/runs/{run_id}/cancel", auth=RUNS_MANAGE, summary="Cancel a pending or running run")
+@router.post(
+    "/runs/{run_id}/cancel",
+    auth=RUNS_MANAGE,
+    summary="Cancel a pending or running run",
+    response={200: RunWithStepsOut},
+)
 def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
     run = _run(request, run_id)
     return idempotent(

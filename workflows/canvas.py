@@ -14,31 +14,18 @@ ran in several loop iterations is given once (the caller aggregates: the last, o
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from workflows import event_types
 from workflows.actions import registry
+from workflows.definition import walk
+from workflows.engine.conditions import UNARY_OPERATORS, operator_words
 
 OBJECT_PREFIX = "trigger.data.object."
 SUMMARY_LENGTH = 140
 
-OPERATOR_WORDS = {
-    "eq": "is",
-    "ne": "is not",
-    "gt": "is greater than",
-    "gte": "is at least",
-    "lt": "is less than",
-    "lte": "is at most",
-    "in": "is one of",
-    "not_in": "is not one of",
-    "contains": "contains",
-    "not_contains": "does not contain",
-    "starts_with": "starts with",
-    "exists": "is set",
-    "not_exists": "is not set",
-    "changed": "changed",
-}
 TYPE_WORDS = {
     "action": "Action",
     "condition": "Condition",
@@ -96,6 +83,8 @@ class TriggerCard:
     title: str
     summary: str
     conditions: str = ""
+    # The event type, drawn beside its human name ("Customer created" · customer.created).
+    event: str = ""
 
 
 # --- plain words ------------------------------------------------------------------------------
@@ -131,8 +120,8 @@ def condition_words(tree: Any) -> str:
             text = joiner.join(parts)
             return text if len(parts) == 1 else f"({text})"
     op = str(tree.get("op", ""))
-    words = f"{_short_field(str(tree.get('field', '')))} {OPERATOR_WORDS.get(op, op)}"
-    if "value" in tree and op not in {"exists", "not_exists", "changed"}:
+    words = f"{_short_field(str(tree.get('field', '')))} {operator_words(op)}"
+    if "value" in tree and op not in UNARY_OPERATORS:
         words += f" {_value_words(tree['value'])}"
     return words.strip()
 
@@ -207,10 +196,12 @@ def canvas_trigger(definition: dict) -> TriggerCard:
             "all": "platform and connected-account events",
         }.get(trigger.get("accounts") or "platform", "")
         conditions = condition_words(trigger.get("conditions"))
+        event = str(trigger.get("event") or "")
         return TriggerCard(
             type=kind,
-            title=f"When {trigger.get('event') or '…'}",
-            summary=f"Starts on each {trigger.get('event') or '…'} event ({accounts})",
+            title=f"When {event_types.event_label(event)}" if event else "When …",
+            event=event,
+            summary=f"Starts on each {event or '…'} event ({accounts})",
             conditions=f"Only if {conditions}" if conditions else "",
         )
     if kind == "manual":
@@ -234,78 +225,55 @@ def canvas_trigger(definition: dict) -> TriggerCard:
 # --- nodes -------------------------------------------------------------------------------------
 
 
-def _nodes(
-    steps: list,
-    *,
-    parent: str,
-    path_index: int | None,
-    step_runs: dict | None,
-    step_url: Callable[[str], str] | None,
-) -> list[Node]:
-    nodes: list[Node] = []
-    for position, step in enumerate(steps or []):
-        if not isinstance(step, dict):
-            continue
-        title, summary = step_words(step)
-        action = registry.get(step.get("action", "")) if step.get("action") else None
-        node = Node(
-            id=str(step.get("id", "")),
-            type=str(step.get("type", "")),
-            title=title,
-            summary=summary,
-            parent=parent,
-            path_index=path_index,
-            position=position,
-            action=str(step.get("action", "")),
-            side_effects=bool(action and action.side_effects),
-            url=step_url(str(step.get("id", ""))) if step_url else "",
-        )
-        record = (step_runs or {}).get(node.id) if step_runs is not None else None
-        if step_runs is not None:
-            node.run = dict(record or {})
-            node.status = str(node.run.get("status", ""))
-            node.attempts = int(node.run.get("attempts") or 0)
-            node.taken = record is not None and node.status != "skipped"
-            node.skipped = not node.taken
-        if node.type == "branch":
-            chosen = node.run.get("branch_chosen") if record else None
-            for index, path in enumerate(step.get("paths") or []):
-                if not isinstance(path, dict):
-                    continue
-                is_else = path.get("when") is None
-                taken = bool(record) and chosen is not None and chosen == path.get("name")
-                node.paths.append(
-                    CanvasPath(
-                        name=str(path.get("name", "")),
-                        is_else=is_else,
-                        index=index,
-                        summary="Otherwise"
-                        if is_else
-                        else f"When {condition_words(path.get('when'))}",
-                        nodes=_nodes(
-                            path.get("steps") or [],
-                            parent=node.id,
-                            path_index=index,
-                            step_runs=step_runs,
-                            step_url=step_url,
-                        ),
-                        parent=node.id,
-                        taken=taken,
-                        skipped=step_runs is not None and not taken,
-                    )
+def _node(
+    place: walk.Place, *, step_runs: dict | None, step_url: Callable[[str], str] | None
+) -> Node:
+    """The card of one step, with its branch paths (empty: the walk fills them) but not what
+    is inside it."""
+    step = place.step
+    title, summary = step_words(step)
+    action = registry.get(step.get("action", "")) if step.get("action") else None
+    node = Node(
+        id=str(step.get("id", "")),
+        type=str(step.get("type", "")),
+        title=title,
+        summary=summary,
+        parent=str(place.parent.get("id", "")) if place.parent else "",
+        path_index=place.path_index,
+        position=place.index,
+        action=str(step.get("action", "")),
+        side_effects=bool(action and action.side_effects),
+        url=step_url(str(step.get("id", ""))) if step_url else "",
+    )
+    record = (step_runs or {}).get(node.id) if step_runs is not None else None
+    if step_runs is not None:
+        node.run = dict(record or {})
+        node.status = str(node.run.get("status", ""))
+        node.attempts = int(node.run.get("attempts") or 0)
+        node.taken = record is not None and node.status != "skipped"
+        node.skipped = not node.taken
+    if node.type == "branch":
+        chosen = node.run.get("branch_chosen") if record else None
+        for index, path in enumerate(step.get("paths") or []):
+            if not isinstance(path, dict):
+                continue
+            is_else = path.get("when") is None
+            taken = bool(record) and chosen is not None and chosen == path.get("name")
+            node.paths.append(
+                CanvasPath(
+                    name=str(path.get("name", "")),
+                    is_else=is_else,
+                    index=index,
+                    summary="Otherwise" if is_else else f"When {condition_words(path.get('when'))}",
+                    nodes=[],
+                    parent=node.id,
+                    taken=taken,
+                    skipped=step_runs is not None and not taken,
                 )
-            # Evaluation order, with the else path last whatever its stored position.
-            node.paths.sort(key=lambda p: (p.is_else, p.index))
-        elif node.type == "foreach":
-            node.children = _nodes(
-                step.get("steps") or [],
-                parent=node.id,
-                path_index=None,
-                step_runs=step_runs,
-                step_url=step_url,
             )
-        nodes.append(node)
-    return nodes
+        # Evaluation order, with the else path last whatever its stored position.
+        node.paths.sort(key=lambda p: (p.is_else, p.index))
+    return node
 
 
 def canvas_nodes(
@@ -315,21 +283,33 @@ def canvas_nodes(
     step_url: Callable[[str], str] | None = None,
 ) -> list[Node]:
     """The top-level nodes of `definition`, nested nodes inside `children` and `paths`."""
-    return _nodes(
-        definition.get("steps") or [],
-        parent="",
-        path_index=None,
-        step_runs=step_runs,
-        step_url=step_url,
-    )
+    top: list[Node] = []
+    # The nodes of the steps around the current one, outermost first: the walk is depth
+    # first, so the node a step goes into is the last one above its depth.
+    around: list[Node] = []
+    for place in walk.places(definition):
+        node = _node(place, step_runs=step_runs, step_url=step_url)
+        del around[place.depth :]
+        if not around:
+            top.append(node)
+        elif place.path_index is None:  # a loop's body
+            around[-1].children.append(node)
+        else:
+            path = next(p for p in around[-1].paths if p.index == place.path_index)
+            path.nodes.append(node)
+        around.append(node)
+    return top
+
+
+def all_nodes(nodes: list[Node]) -> Iterator[Node]:
+    """Every node of a drawn canvas, nested ones too, in the order the canvas shows them."""
+    stack = list(reversed(nodes))
+    while stack:
+        node = stack.pop()
+        yield node
+        inner = [*node.children, *(n for path in node.paths for n in path.nodes)]
+        stack.extend(reversed(inner))
 
 
 def find_node(nodes: list[Node], step_id: str) -> Node | None:
-    for node in nodes:
-        if node.id == step_id:
-            return node
-        for inner in [node.children, *(p.nodes for p in node.paths)]:
-            found = find_node(inner, step_id)
-            if found is not None:
-                return found
-    return None
+    return next((node for node in all_nodes(nodes) if node.id == step_id), None)

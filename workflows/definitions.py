@@ -27,6 +27,7 @@ from typing import Any
 
 from django.db import transaction
 
+from workflows.definition import walk
 from workflows.models import BranchPath, Condition, Step, WorkflowVersion
 
 # Published versions never change, so their JSON form is computed once per process. The key
@@ -161,22 +162,6 @@ def rows_to_definition(version: WorkflowVersion) -> dict:
 # --- JSON -> rows ---------------------------------------------------------------------------
 
 
-def count_steps(steps: list) -> int:
-    """Every step counts, nested ones too (branch paths and loop bodies)."""
-    total = 0
-    for step in steps or []:
-        if not isinstance(step, dict):
-            continue
-        total += 1
-        if step.get("type") == "branch":
-            for path in step.get("paths") or []:
-                if isinstance(path, dict):
-                    total += count_steps(path.get("steps") or [])
-        elif step.get("type") == "foreach":
-            total += count_steps(step.get("steps") or [])
-    return total
-
-
 def _save_tree(
     tree: dict,
     *,
@@ -212,7 +197,23 @@ def _save_steps(
     parent_loop: Step | None = None,
     first_position: int = 0,
 ) -> None:
-    for position, data in enumerate(steps, start=first_position):
+    """Rows for `steps` (under `parent_path` or `parent_loop`), nested steps included.
+
+    The walk yields a branch or loop before the steps inside it, so their rows exist by then.
+    """
+    step_rows: dict[int, Step] = {}  # id() of a step's JSON -> its row
+    path_rows: dict[tuple[int, int], BranchPath] = {}  # (id() of a branch, path index) -> row
+    for place in walk.places(steps):
+        data = place.step
+        if place.parent is None:
+            in_path, in_loop = parent_path, parent_loop
+            position = first_position + place.index
+        elif place.path_index is not None:
+            in_path, in_loop = path_rows[(id(place.parent), place.path_index)], None
+            position = place.index
+        else:
+            in_path, in_loop = None, step_rows[id(place.parent)]
+            position = place.index
         kind = data["type"]
         config: dict[str, Any] = {}
         action = ""
@@ -230,14 +231,15 @@ def _save_steps(
             version=version,
             step_id=data["id"],
             type=kind,
-            parent_path=parent_path,
-            parent_loop=parent_loop,
+            parent_path=in_path,
+            parent_loop=in_loop,
             position=position,
             name=data.get("name", ""),
             action=action,
             params=params,
             config=config,
         )
+        step_rows[id(data)] = step
         if kind == Step.Type.CONDITION and data.get("condition") is not None:
             _save_tree(data["condition"], version=version, step=step)
         elif kind == Step.Type.BRANCH:
@@ -246,11 +248,9 @@ def _save_steps(
                 path = BranchPath.objects.create(
                     step=step, position=index, name=path_data.get("name", ""), is_else=when is None
                 )
+                path_rows[(id(data), index)] = path
                 if when is not None:
                     _save_tree(when, version=version, path=path)
-                _save_steps(path_data.get("steps", []), version=version, parent_path=path)
-        elif kind == Step.Type.FOREACH:
-            _save_steps(data.get("steps", []), version=version, parent_loop=step)
 
 
 @transaction.atomic
@@ -273,7 +273,7 @@ def definition_to_rows(*, version: WorkflowVersion, definition: dict) -> Workflo
     version.trigger_accounts = trigger.get("accounts") or WorkflowVersion.AccountScope.PLATFORM
     version.trigger_cron = trigger.get("cron", "") or ""
     version.trigger_input = trigger.get("input") or []
-    version.step_count = count_steps(definition.get("steps") or [])
+    version.step_count = walk.count(definition)
     version.save()
 
     conditions = trigger.get("conditions")
@@ -332,14 +332,3 @@ def definition_to_json(definition: dict) -> dict:
     out["trigger"] = out_trigger
     out["steps"] = [step_json(s) for s in definition.get("steps") or []]
     return out
-
-
-def iter_steps(steps: list[dict], parents: tuple[dict, ...] = ()):
-    """Every step of a JSON definition, depth first, with its enclosing steps."""
-    for step in steps:
-        yield step, parents
-        if step.get("type") == "branch":
-            for path in step.get("paths", []):
-                yield from iter_steps(path.get("steps", []), (*parents, step))
-        elif step.get("type") == "foreach":
-            yield from iter_steps(step.get("steps", []), (*parents, step))

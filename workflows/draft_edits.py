@@ -11,6 +11,7 @@ Like the services, each is one transaction that locks the workflow row first.
 
 from __future__ import annotations
 
+import copy
 import re
 from typing import Any
 
@@ -19,7 +20,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from workflows.definitions import _save_steps, _save_tree, count_steps, version_definition
+from workflows.definition import walk
+from workflows.definitions import _save_steps, _save_tree, version_definition
 from workflows.models import BranchPath, Condition, Step, Workflow, WorkflowVersion
 from workflows.services import WorkflowLimitExceeded, WorkflowStateError
 
@@ -81,17 +83,11 @@ def unique_step_id(base: str, taken: set[str]) -> str:
 
 def _renamed(step: dict, taken: set[str]) -> dict:
     """A copy of `step` (and its nested steps) with ids not in `taken`; `taken` grows."""
-    copy = dict(step)
-    copy["id"] = unique_step_id(str(step.get("id", "step")), taken)
-    taken.add(copy["id"])
-    if step.get("type") == "branch":
-        copy["paths"] = [
-            {**path, "steps": [_renamed(s, taken) for s in path.get("steps") or []]}
-            for path in step.get("paths") or []
-        ]
-    elif step.get("type") == "foreach":
-        copy["steps"] = [_renamed(s, taken) for s in step.get("steps") or []]
-    return copy
+    renamed = copy.deepcopy(step)
+    for place in walk.places([renamed]):  # the step first, then what is inside it, in order
+        place.step["id"] = unique_step_id(str(place.step.get("id", "step")), taken)
+        taken.add(place.step["id"])
+    return renamed
 
 
 @transaction.atomic
@@ -119,7 +115,7 @@ def draft_step_insert(
         draft = _new_draft(workflow, user)
         rows = list(Step.objects.filter(version=draft))
     limit = settings.BILLFLOW["MAX_STEPS_PER_WORKFLOW"]
-    added = count_steps([step])
+    added = walk.count([step])
     if draft.step_count + added > limit:
         raise WorkflowLimitExceeded(
             f"This workflow has {draft.step_count} steps; the limit is {limit} (every action, "
@@ -208,7 +204,5 @@ def draft_step_update(*, workflow: Workflow, step: dict, user: Any = None) -> No
 
 def copy_step(step: dict, definition: dict) -> dict:
     """A copy of `step` with ids unused in `definition` (for duplicate)."""
-    from workflows.definitions import iter_steps
-
-    taken = {s.get("id") for s, _ in iter_steps(definition.get("steps") or [])}
+    taken = walk.step_ids(definition)
     return _renamed(step, {str(t) for t in taken})

@@ -7,6 +7,7 @@ whole definition, and its errors are put back next to the field they name (`atta
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -14,32 +15,19 @@ from dataclasses import field as dc_field
 from typing import Any
 
 from django import forms
+from django.conf import settings
+from django.utils.html import conditional_escape
 
-from workflows import event_types, widgets
+from backoffice.json_input import JsonTooDeep, loads_limited
+from workflows import event_types, money, widgets
 from workflows.actions import registry
 from workflows.actions.registry import Action, InputField
-from workflows.engine.conditions import OPERATORS, UNARY_OPERATORS
-from workflows.validation import MANUAL_INPUT_TYPES
+from workflows.engine.conditions import OPERATORS, UNARY_OPERATORS, operator_words
+from workflows.validation import MANUAL_INPUT_TYPES, validate_manual_input
 
 REFERENCE = re.compile(r"{{.*?}}")
 JSON_TYPES = {"object", "list", "rows"}
 LIST_TYPES = {"email_list", "user_list"}
-OPERATOR_LABELS = {
-    "eq": "equals",
-    "ne": "does not equal",
-    "gt": "greater than",
-    "gte": "at least",
-    "lt": "less than",
-    "lte": "at most",
-    "in": "is one of",
-    "not_in": "is not one of",
-    "contains": "contains",
-    "not_contains": "does not contain",
-    "starts_with": "starts with",
-    "exists": "is set",
-    "not_exists": "is not set",
-    "changed": "changed",
-}
 
 
 # --- values: JSON <-> text in an input ----------------------------------------------------------
@@ -148,6 +136,65 @@ class ConditionRow:
     errors: list[str] = dc_field(default_factory=list)
     # Where this leaf sits in the JSON tree ("all[1]"), for attaching validation errors.
     path: str = ""
+    # The field's type in the event catalogue (None: unknown, the value is read as JSON).
+    ftype: event_types.FieldType | None = None
+    # Money rows: the currency the amount is typed in, and the stored minor units.
+    currency: str = ""
+    stored: Any = None
+    # The stored value as it came from the tree (before it is shown as text).
+    initial: Any = None
+
+    @property
+    def kind(self) -> str:
+        return self.ftype.kind if self.ftype else ""
+
+    @property
+    def name(self) -> str:
+        return self.field.rsplit(".", 1)[-1] or "this condition"
+
+    @property
+    def is_list(self) -> bool:
+        return self.op in ("in", "not_in")
+
+    @property
+    def placeholder(self) -> str:
+        kind = self.kind
+        if kind == "money":
+            return "1,000.00; 2,500.00" if self.is_list else "1,000.00"
+        if kind in {"integer", "timestamp"}:
+            return "1, 2, 3" if self.is_list else "1700000000" if kind == "timestamp" else "10"
+        if kind == "number":
+            return "1.5"
+        if kind == "boolean":
+            return "true or false"
+        if kind == "enum" and self.ftype:
+            return ", ".join(self.ftype.choices[:3]) + ("…" if len(self.ftype.choices) > 3 else "")
+        return "value (lists: US, CA)"
+
+    @property
+    def hint(self) -> str:
+        """What the value means, shown beside it: money with its stored minor units."""
+        kind = self.kind
+        if kind == "money":
+            if isinstance(self.stored, int):
+                shown = money.format_money(self.stored, self.currency)
+                return f"{shown} · stored as {self.stored} (minor units)"
+            if isinstance(self.stored, list):
+                stored = ", ".join(str(v) for v in self.stored)
+                return f"in {self.currency.upper()} · stored as {stored} (minor units)"
+            return f"an amount in {self.currency.upper()}; stored in minor units"
+        if kind == "timestamp":
+            return "unix seconds (UTC)"
+        if kind == "enum" and self.ftype and len(self.ftype.choices) <= 12:
+            return "one of " + ", ".join(self.ftype.choices)
+        return self.ftype.label if self.ftype and kind in {"integer", "number", "boolean"} else ""
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        """Suggested values (a choice list) for enum and boolean fields."""
+        if self.kind == "boolean":
+            return ("true", "false")
+        return self.ftype.choices if self.ftype and self.kind == "enum" else ()
 
 
 @dataclass
@@ -165,12 +212,17 @@ class ConditionEditor:
     `<prefix>-g<g>-rows`, `<prefix>-g<g>-r<r>-field|op|value`, `<prefix>-raw`.
     """
 
-    operators = [(op, OPERATOR_LABELS[op]) for op in OPERATORS]
+    operators = [(op, operator_words(op)) for op in OPERATORS]
     unary = UNARY_OPERATORS
+    currencies = event_types.CURRENCIES
 
-    def __init__(self, prefix: str, tree: Any = None, *, data: Any = None) -> None:
+    def __init__(self, prefix: str, tree: Any = None, *, data: Any = None, event: str = "") -> None:
         self.prefix = prefix
+        # The trigger's event type: its catalogue types the values of `trigger.…` fields.
+        self.event = event
         self.errors: list[str] = []
+        # True when a row's value was refused (tree() marks it; nothing is saved then).
+        self.refused = False
         self.raw = ""
         self.match = "all"
         self.groups: list[ConditionGroup] = []
@@ -183,6 +235,43 @@ class ConditionEditor:
         if not self.raw and not self.groups[0].rows:
             # An empty editor offers one blank row to fill in (blank rows are not saved).
             self.groups[0].rows.append(ConditionRow())
+        self._type_rows(from_tree=data is None)
+
+    def _rows(self) -> list[ConditionRow]:
+        return [row for group in self.groups for row in group.rows]
+
+    def _type_rows(self, *, from_tree: bool) -> None:
+        """Give each row its field's type; show stored amounts as money."""
+        # An amount is typed in the currency a `currency equals …` row of this editor names
+        # (else USD): the condition itself stores only the integer.
+        default = "usd"
+        for row in self._rows():
+            if row.field.endswith("currency") and row.op == "eq":
+                value = row.initial if from_tree else row.value.strip().lower()
+                if isinstance(value, str) and value.lower() in event_types.CURRENCIES:
+                    default = value.lower()
+        for row in self._rows():
+            row.ftype = event_types.field_type(self.event, row.field) if self.event else None
+            if row.kind != "money":
+                continue
+            row.currency = row.currency.lower() or default
+            if row.currency not in event_types.CURRENCIES:
+                row.currency = default
+            if from_tree:
+                row.stored = row.initial
+                if _is_int(row.initial):
+                    row.value = money.format_amount(row.initial, row.currency)
+                elif isinstance(row.initial, list) and all(_is_int(v) for v in row.initial):
+                    row.value = "; ".join(money.format_amount(v, row.currency) for v in row.initial)
+            elif row.value.strip():
+                try:
+                    row.stored = self._money(row, row.value)
+                except ValueError:
+                    row.stored = None
+
+    def field_types(self) -> str:
+        """JSON of the trigger fields' types, for the value input to follow a typed field."""
+        return _field_types_json(self.event)
 
     # JSON -> rows
     def _from_tree(self, tree: Any) -> None:
@@ -208,10 +297,13 @@ class ConditionEditor:
 
     @staticmethod
     def _row(leaf: dict) -> ConditionRow:
+        value = leaf.get("value")
         return ConditionRow(
             field=str(leaf.get("field", "")),
             op=str(leaf.get("op", "eq")),
-            value=value_to_text(leaf.get("value")) if "value" in leaf else "",
+            # A stored null reads "null" (an empty value is refused when saved).
+            value=("null" if value is None else value_to_text(value)) if "value" in leaf else "",
+            initial=value,
         )
 
     # POST -> rows
@@ -232,6 +324,7 @@ class ConditionEditor:
                         field=(data.get(f"{key}-field") or "").strip(),
                         op=data.get(f"{key}-op") or "eq",
                         value=data.get(f"{key}-value") or "",
+                        currency=(data.get(f"{key}-currency") or "").strip(),
                     )
                 )
             self.groups.append(group)
@@ -258,13 +351,13 @@ class ConditionEditor:
                 return None
         children: list[dict] = []
         for row in self.groups[0].rows:
-            if row.field:
+            if self._keeps(row):
                 row.path = f"{self.match}[{len(children)}]"
                 children.append(self._leaf(row))
         for group in self.groups[1:]:
             leaves = []
             for row in group.rows:
-                if row.field:
+                if self._keeps(row):
                     row.path = f"{self.match}[{len(children)}].{group.match}[{len(leaves)}]"
                     leaves.append(self._leaf(row))
             if leaves:
@@ -273,11 +366,75 @@ class ConditionEditor:
             return None
         return {self.match: children}
 
-    @staticmethod
-    def _leaf(row: ConditionRow) -> dict:
+    def _keeps(self, row: ConditionRow) -> bool:
+        """A row with a field is a condition; one with only a value is refused (it used to be
+        dropped without a word); a blank row is left out."""
+        if row.field:
+            return True
+        if row.value.strip():
+            row.errors.append(
+                f"Choose a field for this condition (its value '{row.value.strip()[:60]}' "
+                "compares with nothing)"
+            )
+            self.refused = True
+        return False
+
+    def _money(self, row: ConditionRow, text: str) -> Any:
+        if row.is_list:
+            return [
+                part if REFERENCE.search(part) else money.parse_amount(part, row.currency)
+                for part in (p.strip() for p in text.split(";"))
+                if part
+            ]
+        return text.strip() if REFERENCE.search(text) else money.parse_amount(text, row.currency)
+
+    def _typed_value(self, row: ConditionRow) -> Any:
+        """The posted text as a value of the row's field type; ValueError naming the field."""
+        text = row.value.strip()
+        kind = row.kind
+        if text == "":
+            raise ValueError(
+                f"{row.name} needs a value for '{operator_words(row.op)}' "
+                "(or choose 'is set' / 'is not set')"
+            )
+        if text == "null" and row.op in ("eq", "ne"):
+            return None
+        if kind == "" or REFERENCE.fullmatch(text) or (row.is_list and text.startswith("[")):
+            return text_to_value(text, as_list=row.is_list)
+        if kind == "money":
+            try:
+                return self._money(row, text)
+            except ValueError as exc:
+                raise ValueError(f"{row.name}: {exc}") from None
+        parts = [p.strip() for p in text.split(",") if p.strip()] if row.is_list else [text]
+        values = [_typed_text(kind, part) for part in parts]
+        if kind == "enum" and row.ftype:
+            # "USD" for a currency is usd: Stripe's codes are lower case.
+            choices = row.ftype.choices
+            values = [v.lower() if v not in choices and v.lower() in choices else v for v in values]
+        return values if row.is_list else values[0]
+
+    def _leaf(self, row: ConditionRow) -> dict:
         leaf: dict[str, Any] = {"field": row.field, "op": row.op}
-        if row.op not in UNARY_OPERATORS:
-            leaf["value"] = text_to_value(row.value, as_list=row.op in ("in", "not_in"))
+        if row.op in UNARY_OPERATORS:
+            return leaf
+        try:
+            value = self._typed_value(row)
+        except ValueError as exc:
+            row.errors.append(str(exc))
+            self.refused = True
+            value = row.value
+        else:
+            # The checks the API runs on the same value (event_types.condition_value_problem).
+            problem = event_types.condition_value_problem(
+                row.name, row.ftype, row.op, value, example_currency=row.currency or "usd"
+            )
+            if problem:
+                row.errors.append(problem)
+                self.refused = True
+            if row.kind == "money":
+                row.stored = value
+        leaf["value"] = value
         return leaf
 
     def attach(self, suffix: str, message: str) -> None:
@@ -291,6 +448,51 @@ class ConditionEditor:
 
     def rows_with_index(self) -> list[tuple[int, ConditionGroup, list[tuple[int, ConditionRow]]]]:
         return [(g, group, list(enumerate(group.rows))) for g, group in enumerate(self.groups)]
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _typed_text(kind: str, text: str) -> Any:
+    """One typed value from its text ("10" for an integer field, "true" for a boolean one);
+    text that does not read as the type is returned as it is, for the catalogue's check to
+    refuse with the same words as the API."""
+    if kind in {"integer", "timestamp"}:
+        if re.fullmatch(r"-?\d+", text):
+            return int(text)
+        return text
+    if kind == "number":
+        try:
+            number = float(text)
+        except ValueError:
+            return text
+        return int(number) if re.fullmatch(r"-?\d+", text) else number
+    if kind == "boolean":
+        return {"true": True, "false": False}.get(text.lower(), text)
+    if kind in {"text", "enum"}:
+        # The field holds text: "100" stays text; quotes typed around it are taken off.
+        if len(text) >= 2 and text[0] == text[-1] == '"':
+            return text[1:-1]
+        return text
+    return text_to_value(text)
+
+
+def _field_types_json(event: str) -> str:
+    return _field_types_cached(event) if event_types.is_known(event) else "{}"
+
+
+@functools.cache
+def _field_types_cached(event: str) -> str:
+    from workflows.picker import available_fields  # the picker lists the trigger's fields
+
+    definition = {"trigger": {"type": "event", "event": event}, "steps": []}
+    types: dict[str, dict] = {}
+    for field in available_fields(definition, step_id="", parent="", position=0, query=""):
+        ftype = event_types.field_type(event, field.path)
+        if ftype is not None and ftype.kind not in {"object", "list"}:
+            types[field.path] = {"kind": ftype.kind, "choices": list(ftype.choices)}
+    return json.dumps(types, sort_keys=True)
 
 
 def _int(value: Any, default: int) -> int:
@@ -308,7 +510,8 @@ def _input_widget(input_field: InputField) -> forms.Field:
     common = {
         "required": False,
         "label": input_field.display_label,
-        "help_text": input_field.help,
+        # Django's field templates render help_text with |safe: escape it where it is built.
+        "help_text": conditional_escape(input_field.help),
     }
     if input_field.choices:
         choices = [("", "—")] + [(str(c), str(c)) for c in input_field.choices]
@@ -353,6 +556,8 @@ class StepForm(forms.Form):
 
     def __init__(self, *args: Any, step: dict, **kwargs: Any) -> None:
         self.step = step
+        # The workflow's trigger event: it types the values of conditions on its fields.
+        self.event: str = kwargs.pop("event", "") or ""
         initial = {"name": step.get("name", "")}
         super().__init__(*args, initial=initial, **kwargs)
         self.step_errors: list[str] = []
@@ -430,7 +635,9 @@ class ConditionStepForm(StepForm):
     def __init__(self, *args: Any, step: dict, **kwargs: Any) -> None:
         super().__init__(*args, step=step, **kwargs)
         data = args[0] if args else kwargs.get("data")
-        self.conditions = ConditionEditor("cond", step.get("condition"), data=data)
+        self.conditions = ConditionEditor(
+            "cond", step.get("condition"), data=data, event=self.event
+        )
 
     def to_step(self) -> dict:
         step = super().to_step()
@@ -462,7 +669,7 @@ class BranchStepForm(StepForm):
                         "index": index,
                         "name": (data.get(f"path{index}-name") or "").strip(),
                         "is_else": bool(data.get(f"path{index}-else")),
-                        "editor": ConditionEditor(f"path{index}", data=data),
+                        "editor": ConditionEditor(f"path{index}", data=data, event=self.event),
                         "errors": [],
                         # Steps follow their path by its original position.
                         "steps": stored[index].get("steps", []) if index < len(stored) else [],
@@ -475,7 +682,9 @@ class BranchStepForm(StepForm):
                         "index": index,
                         "name": path.get("name", ""),
                         "is_else": path.get("when") is None,
-                        "editor": ConditionEditor(f"path{index}", path.get("when")),
+                        "editor": ConditionEditor(
+                            f"path{index}", path.get("when"), event=self.event
+                        ),
                         "errors": [],
                         "steps": path.get("steps", []),
                     }
@@ -490,7 +699,7 @@ class BranchStepForm(StepForm):
                 "index": index,
                 "name": f"Path {len(self.paths) + 1}",
                 "is_else": False,
-                "editor": ConditionEditor(f"path{index}", None),
+                "editor": ConditionEditor(f"path{index}", None, event=self.event),
                 "errors": [],
                 "steps": [],
             },
@@ -588,9 +797,12 @@ STEP_FORMS: dict[str, type[StepForm]] = {
 }
 
 
-def step_form(step: dict, data: Any = None) -> StepForm:
+def step_form(step: dict, data: Any = None, *, event: str = "") -> StepForm:
+    """The form of `step`; `event` is the workflow's trigger event ("" for others)."""
     form_class = STEP_FORMS[step["type"]]
-    return form_class(data, step=step) if data is not None else form_class(step=step)
+    if data is not None:
+        return form_class(data, step=step, event=event)
+    return form_class(step=step, event=event)
 
 
 # --- new steps -----------------------------------------------------------------------------
@@ -725,11 +937,15 @@ class TriggerForm(forms.Form):
         }
         super().__init__(*args, initial=initial, **kwargs)
         self.definition = definition
-        self.fields["event"].choices = [("", "—")] + [
-            (e, e) for e in sorted(event_types.EVENT_TYPES)
-        ]
+        self.fields["event"].choices = [("", "—")] + event_types.event_choices()
         data = args[0] if args else kwargs.get("data")
-        self.conditions = ConditionEditor("trig", trigger.get("conditions"), data=data)
+        # The event chosen in this post types the conditions' values (else the stored one).
+        event = (data.get("event") if data is not None else None) or trigger.get("event") or ""
+        if (data.get("type") if data is not None else trigger.get("type")) not in (None, "event"):
+            event = ""
+        self.conditions = ConditionEditor(
+            "trig", trigger.get("conditions"), data=data, event=str(event)
+        )
         self.step_errors: list[str] = []
         # Extra keys of stored input fields (label, help, choices) survive an edit.
         self._stored_inputs = {
@@ -803,9 +1019,7 @@ class WorkflowCreateForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["event"].choices = [("", "— started by hand —")] + [
-            (e, e) for e in sorted(event_types.EVENT_TYPES)
-        ]
+        self.fields["event"].choices = [("", "— started by hand —")] + event_types.event_choices()
 
     def definition(self) -> dict:
         event = self.cleaned_data.get("event")
@@ -817,6 +1031,17 @@ class WorkflowCreateForm(forms.Form):
         return {"name": self.cleaned_data["name"], "trigger": trigger, "steps": []}
 
 
+def import_size_limit() -> int:
+    """The import's limit: the request body limit every other write has (1 MiB by default)."""
+    return settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+
+
+def import_too_large_message(what: str) -> str:
+    limit = import_size_limit()
+    shown = f"{limit // 1_048_576} MiB" if limit % 1_048_576 == 0 else f"{limit} bytes"
+    return f"{what} is too large: a definition to import is at most {shown} ({limit} bytes)"
+
+
 class ImportForm(forms.Form):
     file = forms.FileField(required=False, label="JSON file")
     text = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 4}))
@@ -824,60 +1049,87 @@ class ImportForm(forms.Form):
     def clean(self) -> dict:
         data = super().clean()
         raw = ""
+        field = "file"
         if data.get("file"):
+            # Django streams an upload of any size to disk; the limit is ours to check.
+            if data["file"].size > import_size_limit():
+                self.add_error("file", import_too_large_message("The JSON file"))
+                return data
             raw = data["file"].read().decode("utf-8", errors="replace")
         elif data.get("text"):
-            raw = data["text"]
+            field, raw = "text", data["text"]
+            # Pasted text above the limit is refused by Django before the form (see the view);
+            # counted here too, so the form holds the rule whatever the settings.
+            if len(raw.encode("utf-8", errors="replace")) > import_size_limit():
+                self.add_error("text", import_too_large_message("The pasted text"))
+                return data
         if not raw.strip():
             raise forms.ValidationError("Choose a JSON file or paste a definition")
         try:
-            data["definition"] = json.loads(raw)
+            data["definition"] = loads_limited(raw)
+        except JsonTooDeep as exc:
+            self.add_error(field, f"This is not valid JSON: {exc}")
         except ValueError as exc:
-            raise forms.ValidationError(f"This is not valid JSON: {exc.args[0]}") from None
+            self.add_error(field, f"This is not valid JSON: {exc.args[0]}")
         return data
 
 
-def manual_input_form(fields: list[dict], data: Any = None) -> forms.Form:
-    """A form built from a manual workflow's declared input fields."""
-    form = forms.Form(data)
-    for spec in fields:
-        kind = spec.get("type", "string")
-        common = {
-            "required": bool(spec.get("required")),
-            "label": spec.get("label") or spec["name"].replace("_", " ").capitalize(),
-            "help_text": spec.get("help", ""),
-        }
-        if spec.get("choices"):
-            choices = [("", "—")] + [(json.dumps(c), str(c)) for c in spec["choices"]]
-            form.fields[spec["name"]] = forms.ChoiceField(choices=choices, **common)
-        elif kind == "boolean":
-            form.fields[spec["name"]] = forms.ChoiceField(
-                choices=[("", "—"), ("true", "true"), ("false", "false")], **common
-            )
-        elif kind in {"object", "list"}:
-            form.fields[spec["name"]] = forms.CharField(
-                widget=forms.Textarea(attrs={"rows": 3}), **common
-            )
-        else:
-            form.fields[spec["name"]] = forms.CharField(**common)
-    return form
+class ManualInputForm(forms.Form):
+    """A form built from a manual workflow's declared input fields.
 
+    The boxes hold text; `clean` reads each as its declared type and hands the values to the
+    one checker of manual input (`validate_manual_input`, which the API also uses), putting
+    each of its errors under the field it names. `values` is the typed input once valid.
+    """
 
-def manual_input_values(form: forms.Form, fields: list[dict]) -> dict:
-    """Typed input from a valid manual input form; raises ValueError naming the field."""
-    values: dict[str, Any] = {}
-    for spec in fields:
-        text = (form.cleaned_data.get(spec["name"]) or "").strip()
-        if text == "":
-            continue
-        kind = spec.get("type", "string")
-        if spec.get("choices"):
-            values[spec["name"]] = json.loads(text)
-        elif kind in {"integer", "number", "boolean", "object", "list"}:
-            try:
-                values[spec["name"]] = json.loads(text)
-            except ValueError:
-                raise ValueError(f"{spec['name']}: this is not a valid {kind}") from None
-        else:
-            values[spec["name"]] = text
-    return values
+    def __init__(self, declared: list[dict], data: Any = None) -> None:
+        super().__init__(data)
+        self.declared = declared
+        self.values: dict[str, Any] = {}
+        for spec in declared:
+            kind = spec.get("type", "string")
+            common: dict[str, Any] = {
+                # The checker judges "required" (in the API's words); the browser still
+                # marks the box.
+                "required": False,
+                "label": spec.get("label") or spec["name"].replace("_", " ").capitalize(),
+                # A manual input's help is user text (Account Managers, API keys) and Django's
+                # field templates render help_text with |safe: escape it here, for every form.
+                "help_text": conditional_escape(str(spec.get("help") or "")),
+            }
+            if spec.get("choices"):
+                choices = [("", "—")] + [(json.dumps(c), str(c)) for c in spec["choices"]]
+                field: forms.Field = forms.ChoiceField(choices=choices, **common)
+            elif kind == "boolean":
+                field = forms.ChoiceField(
+                    choices=[("", "—"), ("true", "true"), ("false", "false")], **common
+                )
+            elif kind in {"object", "list"}:
+                field = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), **common)
+            else:
+                field = forms.CharField(**common)
+            if spec.get("required"):
+                field.widget.attrs["required"] = True
+            self.fields[spec["name"]] = field
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        values: dict[str, Any] = {}
+        for spec in self.declared:
+            name, kind = spec["name"], spec.get("type", "string")
+            text = (cleaned.get(name) or "").strip()
+            if text == "":
+                continue  # not given: the checker says whether that is allowed
+            if spec.get("choices") or kind in {"integer", "number", "boolean", "object", "list"}:
+                try:
+                    values[name] = json.loads(text)
+                except ValueError:
+                    # Not JSON, so text: the checker names the type it should have been.
+                    values[name] = text
+            else:
+                values[name] = text
+        for error in validate_manual_input(self.declared, values):
+            name = error.field.removeprefix("input.")
+            self.add_error(name if name in self.fields else None, error.message)
+        self.values = values
+        return cleaned

@@ -13,6 +13,7 @@ from typing import Any
 
 from workflows import event_types
 from workflows.actions import registry
+from workflows.definition import walk
 
 MAX_DEPTH = 5
 MAX_FIELDS = 400
@@ -23,10 +24,16 @@ class Field:
     path: str
     group: str
     example: str = ""
+    # A formatter that shows this field for people ("money", "date"), offered beside it.
+    formatter: str = ""
 
     @property
     def reference(self) -> str:
         return "{{ " + self.path + " }}"
+
+    @property
+    def formatted(self) -> str:
+        return "{{ " + self.path + " | " + self.formatter + " }}" if self.formatter else ""
 
 
 def _example(value: Any) -> str:
@@ -59,6 +66,7 @@ def _trigger_fields(trigger: dict) -> list[Field]:
             out.append(Field("trigger.data.previous_attributes", "Trigger event", "object"))
         for key in ("id", "type", "created", "livemode", "account"):
             out.append(Field(f"trigger.{key}", "Trigger event", _example(sample.get(key))))
+        out = [_with_formatter(trigger["event"], field) for field in out]
     elif kind == "manual":
         for item in trigger.get("input") or []:
             if isinstance(item, dict) and item.get("name"):
@@ -69,6 +77,15 @@ def _trigger_fields(trigger: dict) -> list[Field]:
         out.append(Field("trigger.schedule.cron", "Schedule", str(trigger.get("cron", ""))))
         out.append(Field("trigger.schedule.at", "Schedule", "time of this run"))
     return out
+
+
+FORMATTER_OF_KIND = {"money": "money", "timestamp": "date"}
+
+
+def _with_formatter(event: str, field: Field) -> Field:
+    ftype = event_types.field_type(event, field.path)
+    formatter = FORMATTER_OF_KIND.get(ftype.kind, "") if ftype else ""
+    return Field(field.path, field.group, field.example, formatter) if formatter else field
 
 
 def _step_output_fields(step: dict) -> list[Field]:
@@ -106,25 +123,19 @@ def _item_fields(loop: dict) -> list[Field]:
     return out
 
 
-def _scope(steps: list, step_id: str, before: list[dict], loops: list[dict]) -> tuple | None:
-    """(steps run before `step_id`, loops enclosing it), or None when it is not in `steps`."""
-    seen = list(before)
-    for step in steps:
-        if not isinstance(step, dict):
-            continue
-        if step.get("id") == step_id:
-            return seen, loops
-        if step.get("type") == "branch":
-            for path in step.get("paths") or []:
-                found = _scope(path.get("steps") or [], step_id, seen, loops)
-                if found is not None:
-                    return found
-        elif step.get("type") == "foreach":
-            found = _scope(step.get("steps") or [], step_id, seen, [*loops, step])
-            if found is not None:
-                return found
-        seen.append(step)
-    return None
+def _scope(definition: dict, step_id: str, *, inside: bool = False) -> tuple | None:
+    """(steps run before `step_id`, loops enclosing it), or None when there is no such step.
+    With `inside`, the scope of a new step inside `step_id`: the step itself counts as an
+    enclosing loop when it is one.
+
+    What ran before a step is what comes before it, and before each step around it, in their
+    own lists: not the steps of another branch path, nor those inside an earlier loop."""
+    chain = walk.lineage(definition, step_id)
+    if not chain:
+        return None
+    before = [s for place in chain for s in place.container[: place.index] if isinstance(s, dict)]
+    around = [place.step for place in (chain if inside else chain[:-1])]
+    return before, [step for step in around if step.get("type") == "foreach"]
 
 
 def available_fields(
@@ -141,15 +152,11 @@ def available_fields(
     fields = _trigger_fields(trigger)
     scope: tuple | None = None
     if step_id:
-        scope = _scope(definition.get("steps") or [], step_id, [], [])
+        scope = _scope(definition, step_id)
     if scope is None and parent:
         # A new step inside `parent` (a loop or branch) sees what `parent` sees (and `item` in
         # a loop); earlier steps of the same body are left out, which errs on the safe side.
-        scope = _scope(definition.get("steps") or [], parent, [], [])
-        if scope is not None:
-            before, loops = scope
-            node = _find(definition.get("steps") or [], parent)
-            scope = (before, [*loops, node] if node and node.get("type") == "foreach" else loops)
+        scope = _scope(definition, parent, inside=True)
     if scope is None:
         top = definition.get("steps") or []
         scope = (top[:position] if position is not None else ([] if step_id else top), [])
@@ -165,17 +172,3 @@ def available_fields(
         needle = query.lower().strip()
         fields = [f for f in fields if needle in f.path.lower() or needle in f.example.lower()]
     return fields[:MAX_FIELDS]
-
-
-def _find(steps: list, step_id: str) -> dict | None:
-    for step in steps:
-        if not isinstance(step, dict):
-            continue
-        if step.get("id") == step_id:
-            return step
-        inner = [*(p.get("steps") or [] for p in step.get("paths") or []), step.get("steps") or []]
-        for body in inner:
-            found = _find(body, step_id)
-            if found is not None:
-                return found
-    return None

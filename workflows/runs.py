@@ -15,58 +15,22 @@ from django.utils import timezone
 
 from billing.errors import InvalidRequestError
 from workflows.actions import registry
-from workflows.definitions import iter_steps, version_definition
+from workflows.definition import walk
+from workflows.definitions import version_definition
 from workflows.engine.queue import run_enqueue
 from workflows.models import Run, StepRun, Workflow, WorkflowVersion
 from workflows.services import WorkflowStateError
-
-_TYPE_CHECKS: dict[str, tuple[str, Any]] = {
-    "string": ("a string", lambda v: isinstance(v, str)),
-    "text": ("a string", lambda v: isinstance(v, str)),
-    "url": ("a string", lambda v: isinstance(v, str)),
-    "integer": ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
-    "number": (
-        "a number",
-        lambda v: isinstance(v, int | float) and not isinstance(v, bool),
-    ),
-    "boolean": ("true or false", lambda v: isinstance(v, bool)),
-    "object": ("an object", lambda v: isinstance(v, dict)),
-    "metadata": ("an object", lambda v: isinstance(v, dict)),
-    "list": ("a list", lambda v: isinstance(v, list)),
-}
+from workflows.validation import validate_manual_input
 
 
 def run_input_check(*, fields: list[dict], data: Any) -> dict:
-    """Check manual input against the declared fields; errors name the field."""
+    """The manual input, checked against the declared fields by the one checker
+    (`validate_manual_input`); its first error is raised, naming the field."""
     if data is None:
         data = {}
-    if not isinstance(data, dict):
-        raise InvalidRequestError("Input must be a JSON object.", param="input")
-    declared = {f["name"]: f for f in fields}
-    for name in data:
-        if name not in declared:
-            raise InvalidRequestError(
-                f"Input field '{name}' is not declared by this workflow.", param=f"input.{name}"
-            )
-    for name, spec in declared.items():
-        value = data.get(name)
-        if value is None:
-            if spec.get("required"):
-                raise InvalidRequestError(
-                    f"Input field '{name}' is required.", param=f"input.{name}"
-                )
-            continue
-        check = _TYPE_CHECKS.get(spec.get("type", "string"))
-        if check is not None and not check[1](value):
-            raise InvalidRequestError(
-                f"Input field '{name}' must be {check[0]}.", param=f"input.{name}"
-            )
-        choices = spec.get("choices")
-        if choices and value not in choices:
-            raise InvalidRequestError(
-                f"Input field '{name}' must be one of {', '.join(map(str, choices))}.",
-                param=f"input.{name}",
-            )
+    errors = validate_manual_input(fields, data)
+    if errors:
+        raise InvalidRequestError(f"{errors[0].message}.", param=errors[0].field)
     return data
 
 
@@ -186,7 +150,8 @@ def run_restart_preview(*, run: Run) -> list[dict]:
     for rec in StepRun.objects.filter(run=run):
         records.setdefault(rec.step_id, []).append(rec)
     preview = []
-    for step, parents in iter_steps(version_definition(run.version)["steps"]):
+    for place in walk.places(version_definition(run.version)):
+        step, parents = place.step, place.ancestors
         recs = records.get(step["id"], [])
         done = bool(recs) and all(
             r.status in (StepRun.Status.SUCCEEDED, StepRun.Status.SKIPPED) for r in recs

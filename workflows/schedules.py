@@ -21,6 +21,8 @@ SCHEDULES: dict[str, tuple[str, str, int | None]] = {
     "workflows.sweep": ("workflows.tasks.sweep", MINUTES, 1),
     "billflow.stall_check": ("workflows.health.stall_check", MINUTES, 1),
     "billflow.retention": ("workflows.retention.retention_prune", HOURLY, None),
+    # Webhook deliveries that are due: retries, dead workers' claims, lost messages.
+    "webhooks.sweep": ("webhooks.tasks.sweep", MINUTES, 1),
 }
 
 

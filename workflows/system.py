@@ -30,6 +30,7 @@ from django_q.models import Schedule
 from billing.errors import BillingError
 from billing.models import Charge, Customer, Environment, Invoice
 from workflows import event_types
+from workflows import money as money_format
 from workflows.definitions import definition_to_json, definition_to_rows, version_definition
 from workflows.models import PaymentRetry, SystemWorkflowSettings, Workflow, WorkflowVersion
 from workflows.validation import DefinitionInvalid, validate_definition
@@ -46,10 +47,8 @@ PAYMENT_RETRY_SCHEDULE = "billflow:payment-retries"
 PAYMENT_RETRY_FUNC = "workflows.system.payment_retries_task"
 # Hours after the nth failed attempt at which the invoice is charged again (Stripe-like).
 DEFAULT_RETRY_DELAYS_HOURS = (24, 72, 120)
-# Currencies without a minor unit: their amounts are shown as they are.
-ZERO_DECIMAL_CURRENCIES = frozenset(
-    {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv"}
-)
+# Currencies without a minor unit: one table for the builder, `| money` and these e-mails.
+ZERO_DECIMAL_CURRENCIES = money_format.ZERO_DECIMAL_CURRENCIES
 
 
 @dataclass(frozen=True)
@@ -362,10 +361,7 @@ def money(amount: object, currency: object) -> str:
     """20.00 USD; 500 JPY."""
     if not isinstance(amount, int) or isinstance(amount, bool):
         return ""
-    code = str(currency or "").lower()
-    if code in ZERO_DECIMAL_CURRENCIES:
-        return f"{amount:,} {code.upper()}"
-    return f"{amount / 100:,.2f} {code.upper()}".strip()
+    return money_format.format_money(amount, str(currency or "").lower())
 
 
 def object_amount(obj: dict) -> tuple[int, str]:

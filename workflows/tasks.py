@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from backoffice.logs import log_context
 from workflows.engine.executor import run_execute as _run_execute
 from workflows.engine.faults import fault_point
 from workflows.engine.sweep import sweep as _sweep
@@ -11,7 +12,8 @@ from workflows.runs import run_start_scheduled
 
 def run_execute(run_id: int) -> str:
     """ "Look at run N": claim it if it is free and execute its steps."""
-    status = _run_execute(run_id=run_id)
+    with log_context(run_id=run_id):  # every log line of this run's execution names it
+        status = _run_execute(run_id=run_id)
     fault_point("before_ack", run_id=run_id)
     return status
 

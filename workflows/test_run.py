@@ -1,13 +1,23 @@
-"""Test runs from the builder: walk a draft against a past event or sample input.
+"""Test runs from the builder: a draft walked against a past event or sample input.
 
-A dry run evaluates conditions and branches and runs read-only actions (`side_effects=False`,
-such as retrieve and list); actions with side effects are not executed, only shown with the
-params they would get. The whole walk happens inside a transaction that is rolled back, so a
-dry run never changes data, and nothing is queued or sent (on-commit hooks of a rolled-back
-transaction never fire). No Run row is written: a test run is not part of the run history.
+A test run is the executor's walk (`workflows/engine/walk.py`) with a recording policy, so it
+means exactly what a run means: the same conditions, branches, loops, caps and dynamic fields,
+the same path, the same stop and the same error. Only the policy differs:
+
+* records stay in memory (no Run row: a test run is not part of the run history);
+* read-only actions (`side_effects=False`, such as retrieve and list) run; actions with side
+  effects are simulated, shown with the params they would get, and later steps see the
+  action's sample output;
+* the whole walk happens inside a transaction that is rolled back, so a dry run never changes
+  data, and nothing is queued or sent (on-commit hooks of a rolled-back transaction never fire);
+* one attempt per step: a retryable failure fails the test run where a run would retry.
 
 In a sandbox environment `for_real=True` executes every action, side effects included, as a
-run would; each step's idempotency key is unique to that test run.
+run would, and commits; each step's idempotency key is unique to that test run.
+
+Before the first step, the trigger is checked the way the dispatcher checks it: an event that
+would not start the workflow stops the test run there, with the reason ("amount 150000 is not
+greater than 999999999").
 """
 
 from __future__ import annotations
@@ -15,18 +25,21 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
-from django.conf import settings
 from django.db import transaction
 
 from billing.models import Environment
-from workflows.actions import registry
-from workflows.actions.registry import ActionContext, ActionError
-from workflows.engine.conditions import evaluate
-from workflows.engine.templating import TemplateError, resolve
+from workflows.actions.registry import Action, ActionContext, StepSkipped
+from workflows.engine.conditions import explain
+from workflows.engine.retry import error_details
+from workflows.engine.templating import resolve
+from workflows.engine.walk import Walk, Work
+from workflows.models import WorkflowVersion
 
 SIMULATED = "simulated"
+# The status of a test run whose event would not start the workflow.
+NOT_TRIGGERED = "not_triggered"
 
 
 class _Stop(Exception):
@@ -44,6 +57,9 @@ class DryRunResult:
     path: list[dict] = field(default_factory=list)
     status: str = "succeeded"
     stop_reason: str = ""
+    # Why the condition the walk stopped at was false, or why the trigger did not match.
+    stop_why: str = ""
+    # The failing step's error: {"step", "iteration", "type", "message", "retryable", ...}
     error: dict | None = None
     for_real: bool = False
 
@@ -52,7 +68,9 @@ def _json(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, default=str)
 
 
-class _Walk:
+class _Recorder:
+    """The test run's policy for the walk: records in memory, simulates side effects."""
+
     def __init__(self, *, environment: Environment, context: dict, for_real: bool) -> None:
         self.environment = environment
         self.context = context
@@ -72,52 +90,40 @@ class _Walk:
                 entry[f"show_{key}"] = True
         return entry
 
-    def fail(self, step_id: str, iteration: str, error: dict, **data: Any) -> None:
-        self.record(step_id, iteration, status="failed", error=error, **data)
+    def _failed(self, step_id: str, iteration: str, details: dict, params: Any) -> NoReturn:
+        # The same shape as the run's error (executor `_fail_step`).
+        details = {"type": details["type"], "message": details["message"], **details}
+        details.setdefault("retryable", False)
+        self.record(step_id, iteration, status="failed", error=details, params=params)
         self.result.status = "failed"
-        self.result.error = {"step": step_id, **error}
+        self.result.error = {**details, "step": step_id, "iteration": iteration}
+        self.result.stop_reason = f"Step '{step_id}' failed: {details['message']}"
         raise _Stop
 
-    def steps(self, steps: list, iteration: str) -> None:
-        for step in steps:
-            getattr(self, f"step_{step.get('type')}", self.step_unknown)(step, iteration)
+    # --- the walk's policy (engine/walk.py) ---
 
-    def step_unknown(self, step: dict, iteration: str) -> None:
-        message = f"Unknown step type {step.get('type')!r}."
-        self.fail(step.get("id", ""), iteration, {"type": "definition_error", "message": message})
+    def replayed(self, step_id: str, iteration: str) -> None:
+        return None  # a test run starts from nothing
 
-    def _ctx(self, step_id: str, iteration: str) -> ActionContext:
-        return ActionContext(
-            environment=self.environment,
-            idempotency_key=f"{self.key}/{step_id}/{iteration}",
-            dry_run=not self.for_real,
+    def decided(self, step_id: str, iteration: str, output: dict, branch: str) -> None:
+        self.record(step_id, iteration, status="succeeded", output=output, branch_chosen=branch)
+
+    def act(
+        self, step_id: str, iteration: str, template: Any, work: Work, action: Action | None
+    ) -> dict:
+        params = None
+        try:
+            params = resolve(template, self.context)
+        except Exception as exc:
+            self._failed(step_id, iteration, error_details(exc, action), params)
+        simulate = (
+            action is not None
+            and action.side_effects
+            and not action.is_list_source
+            and not self.for_real
         )
-
-    def _resolve(self, step_id: str, iteration: str, template: Any) -> Any:
-        try:
-            return resolve(template, self.context)
-        except TemplateError as exc:
-            self.fail(step_id, iteration, {"type": "template_error", "message": str(exc)})
-
-    def _call(self, step_id: str, iteration: str, action, params: Any) -> Any:
-        try:
-            return action.execute(self._ctx(step_id, iteration), params)
-        except ActionError as exc:
-            self.fail(step_id, iteration, exc.as_dict(), params=params)
-        except Exception as exc:  # a custom action's bug shows on its card, not as a 500
-            details = {"type": type(exc).__name__, "message": str(exc)}
-            self.fail(step_id, iteration, details, params=params)
-
-    def step_action(self, step: dict, iteration: str) -> None:
-        step_id = step["id"]
-        action = registry.get(step.get("action", ""))
-        if action is None:
-            message = f"Step '{step_id}' uses unknown action {step.get('action')!r}."
-            self.fail(step_id, iteration, {"type": "definition_error", "message": message})
-        params = self._resolve(step_id, iteration, step.get("params") or {})
-        if action.side_effects and not self.for_real:
+        if simulate:
             # Later steps may read this output: they see the action's sample output.
-            output = action.output
             self.record(
                 step_id,
                 iteration,
@@ -126,90 +132,61 @@ class _Walk:
                 note="Not executed: this action changes data or sends something. "
                 "These are the params it would get.",
             )
-        else:
-            output = self._call(step_id, iteration, action, params)
-            self.record(step_id, iteration, status="succeeded", params=params, output=output)
-        self.context["steps"][step_id] = {"output": output}
-
-    def step_condition(self, step: dict, iteration: str) -> None:
-        step_id = step["id"]
+            return action.output
+        ctx = ActionContext(
+            environment=self.environment,
+            idempotency_key=f"{self.key}/{step_id}/{iteration}",
+            dry_run=not self.for_real,
+        )
         try:
-            result = evaluate(step.get("condition"), self.context)
-        except Exception as exc:
-            self.fail(step_id, iteration, {"type": type(exc).__name__, "message": str(exc)})
-        self.record(step_id, iteration, status="succeeded", output={"result": result})
-        self.result.path.append({"step": step_id, "iteration": iteration, "result": result})
-        self.context["steps"][step_id] = {"output": {"result": result}}
-        if not result:
-            self.result.stop_reason = (
-                f"Condition step '{step_id}' was false; the steps after it were not run."
-            )
-            raise _Stop
-
-    def step_branch(self, step: dict, iteration: str) -> None:
-        step_id = step["id"]
-        paths = step.get("paths") or []
-        chosen = None
-        try:
-            for index, path in enumerate(paths):
-                if path.get("when") is None or evaluate(path["when"], self.context):
-                    chosen = index
-                    break
-        except Exception as exc:
-            self.fail(step_id, iteration, {"type": type(exc).__name__, "message": str(exc)})
-        name = paths[chosen].get("name") if chosen is not None else None
-        output = {"index": chosen, "path": name}
-        self.record(step_id, iteration, status="succeeded", output=output, branch_chosen=name or "")
-        self.result.path.append({"step": step_id, "iteration": iteration, "branch": name})
-        self.context["steps"][step_id] = {"output": output}
-        if chosen is not None:
-            self.steps(paths[chosen].get("steps") or [], iteration)
-
-    def step_foreach(self, step: dict, iteration: str) -> None:
-        step_id = step["id"]
-        cap = int(step.get("max_items") or settings.BILLFLOW["FOREACH_MAX_ITEMS"])
-        if step.get("action"):
-            action = registry.get(step["action"])
-            if action is None:
-                message = f"Step '{step_id}' uses unknown action {step['action']!r}."
-                self.fail(step_id, iteration, {"type": "definition_error", "message": message})
-            params = self._resolve(step_id, iteration, step.get("params") or {})
-            items: list = []
-            request = dict(params)
-            while True:
-                page = self._call(step_id, iteration, action, request) or {}
-                data = page.get("data") or []
-                items.extend(data)
-                if len(items) > cap or not page.get("has_more") or not data:
-                    break
-                last = data[-1]
-                request = {
-                    **params,
-                    "starting_after": last.get("id") if isinstance(last, dict) else last,
-                }
-        else:
-            params = self._resolve(step_id, iteration, step.get("items"))
-            items = params if isinstance(params, list) else None
-            if items is None:
-                message = (
-                    f"Loop '{step_id}' needs a list of items; its items resolved to "
-                    f"{type(params).__name__}."
-                )
-                self.fail(step_id, iteration, {"type": "foreach_items", "message": message})
-        if len(items) > cap:
-            message = f"Loop '{step_id}' has {len(items)} items, more than its cap of {cap}."
-            self.fail(step_id, iteration, {"type": "foreach_cap", "message": message})
-        output = {"items": items, "count": len(items)}
+            # A failing step's writes roll back, as the executor's step transaction does.
+            with transaction.atomic():
+                output = work(ctx, params)
+        except StepSkipped as skip:
+            output = {"skipped": True, "reason": skip.reason}
+            self.record(step_id, iteration, status="skipped", params=params, output=output)
+            return output
+        except Exception as exc:  # a custom action's bug shows on its card, not as a 500
+            self._failed(step_id, iteration, error_details(exc, action), params)
+        output = output if isinstance(output, dict) else {"value": output}
         self.record(step_id, iteration, status="succeeded", params=params, output=output)
-        self.context["steps"][step_id] = {"output": output}
-        outer = self.context.get("item")
-        for index, item in enumerate(items):
-            self.context["item"] = item
-            self.steps(step.get("steps") or [], f"{iteration}.{index}" if iteration else str(index))
-        if outer is None:
-            self.context.pop("item", None)
-        else:
-            self.context["item"] = outer
+        return output
+
+    def fail(self, step_id: str, iteration: str, details: dict) -> NoReturn:
+        self._failed(step_id, iteration, details, None)
+
+    def stop(self, step: dict, iteration: str, reason: str) -> NoReturn:
+        self.result.stop_reason = reason
+        try:
+            why = explain(step.get("condition"), self.context) or ""
+        except ValueError:
+            why = ""
+        self.result.stop_why = why
+        if why:
+            self.result.steps[step["id"]]["note"] = f"False: {why}."
+        raise _Stop
+
+
+def trigger_mismatch(definition: dict, trigger: dict) -> str:
+    """Why the dispatcher would not start this workflow for `trigger` (an event envelope), or
+    "" when it would. Checked as `dispatch.matching_workflows` checks: the event's type, the
+    trigger's accounts, then its conditions evaluated on {"trigger": envelope}."""
+    spec = definition.get("trigger") or {}
+    if spec.get("type") != "event":
+        return ""
+    wanted = spec.get("event")
+    if trigger.get("type") and wanted and trigger["type"] != wanted:
+        return f"the event is a {trigger['type']} event, not {wanted}"
+    scope = spec.get("accounts") or WorkflowVersion.AccountScope.PLATFORM
+    connected = trigger.get("account") is not None
+    if scope == WorkflowVersion.AccountScope.PLATFORM and connected:
+        return "the event is a connected account's and the trigger takes platform events only"
+    if scope == WorkflowVersion.AccountScope.CONNECTED and not connected:
+        return "the event is the platform's and the trigger takes connected accounts' only"
+    try:
+        return explain(spec.get("conditions"), {"trigger": trigger}) or ""
+    except Exception as exc:  # the dispatcher treats a trigger it cannot evaluate as no match
+        return f"the trigger's conditions cannot be evaluated: {exc}"
 
 
 def workflow_test_run(
@@ -225,7 +202,15 @@ def workflow_test_run(
     if for_real and environment.kind != Environment.Kind.SANDBOX:
         raise ValueError("Only a sandbox may execute a test run for real")
     context = {"trigger": trigger, "steps": {}, "run": {"id": None, "workflow": workflow_id}}
-    walk = _Walk(environment=environment, context=context, for_real=for_real)
+    recorder = _Recorder(environment=environment, context=context, for_real=for_real)
+    result = recorder.result
+    why = trigger_mismatch(definition, trigger)
+    if why:
+        result.status = NOT_TRIGGERED
+        result.stop_why = why
+        result.stop_reason = f"This event would not start the workflow: {why}. No step was run."
+        return result
+    walk = Walk(recorder, context, result.path)
     try:
         with transaction.atomic():
             try:
@@ -236,4 +221,4 @@ def workflow_test_run(
                 raise _Rollback
     except _Rollback:
         pass
-    return walk.result
+    return result

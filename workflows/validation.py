@@ -4,11 +4,15 @@
 `field` is a path into the JSON form, like "steps[2].params.customer" or
 "trigger.conditions.all[0].op". An empty list means the definition can be published.
 Shape errors (what could not even be stored) come alone: the deeper checks need a sound shape.
+The shape is the typed model's (`workflows.definition.model`); what a definition means
+(events, actions, references and their scopes, limits, billing ids) is checked here by hand.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,16 +21,14 @@ from django.conf import settings
 
 from workflows import event_types
 from workflows.actions import registry
-from workflows.definitions import count_steps
-from workflows.engine.conditions import OPERATORS, UNARY_OPERATORS
+from workflows.definition import walk
+from workflows.definition.errors import shape_errors
+from workflows.definition.model import MANUAL_INPUT_TYPES, STEP_ID_PATTERN  # noqa: F401 (forms)
+from workflows.engine.conditions import UNARY_OPERATORS
 from workflows.engine.templating import TemplateError, is_single_reference, parse_path, references
 
-STEP_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-INPUT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+STEP_ID = re.compile(STEP_ID_PATTERN)
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-TRIGGER_TYPES = ("event", "manual", "schedule")
-ACCOUNT_SCOPES = ("platform", "connected", "all")
-MANUAL_INPUT_TYPES = ("string", "integer", "number", "boolean", "object", "list")
 # Fields of `run` in the run context (the executor builds it: docs/workflows.md).
 RUN_FIELDS = ("id", "workflow")
 # Fields of `trigger` for schedule runs: {"schedule": {"cron", "at", "slot"}}.
@@ -45,17 +47,6 @@ OBJECT_MODELS = {
     "payment_intent": "PaymentIntent",
     "charge": "Charge",
     "refund": "Refund",
-}
-STEP_KEYS = {
-    "action": {"id", "type", "name", "action", "params"},
-    "condition": {"id", "type", "name", "condition"},
-    "branch": {"id", "type", "name", "paths"},
-    "foreach": {"id", "type", "name", "items", "action", "params", "max_items", "steps"},
-}
-TRIGGER_KEYS = {
-    "event": {"type", "event", "accounts", "conditions"},
-    "manual": {"type", "input"},
-    "schedule": {"type", "cron"},
 }
 
 
@@ -156,118 +147,33 @@ class _Validator:
                 "(objects and lists inside each other)",
             )
             return
-        for key in sorted(set(d) - {"name", "description", "trigger", "steps"}):
-            self.error("", key, f"Unknown key '{key}': use name, description, trigger, steps")
-        name = d.get("name")
-        if not isinstance(name, str) or not name.strip():
-            self.error("", "name", "A workflow needs a name")
-        elif len(name) > 200:
-            self.error("", "name", "The name is longer than 200 characters")
-        if "description" in d and not isinstance(d["description"], str):
-            self.error("", "description", "The description must be a string")
-        trigger = d.get("trigger")
-        if not isinstance(trigger, dict):
-            self.error("", "trigger", "A workflow needs a trigger object with a 'type'")
-        elif trigger.get("type") not in TRIGGER_TYPES:
-            self.error(
-                "",
-                "trigger.type",
-                f"Unknown trigger type '{trigger.get('type')}': use {_quoted(TRIGGER_TYPES)}",
-            )
-        else:
-            for key in sorted(set(trigger) - TRIGGER_KEYS[trigger["type"]]):
-                self.error(
-                    "",
-                    f"trigger.{key}",
-                    f"Unknown key '{key}' for a {trigger['type']} trigger: use "
-                    f"{_quoted(sorted(TRIGGER_KEYS[trigger['type']]))}",
-                )
-        steps = d.get("steps")
-        if not isinstance(steps, list):
-            self.error("", "steps", "'steps' must be a list")
-        else:
-            self.shape_steps(steps, "steps")
-
-    def shape_steps(self, steps: list, where: str) -> None:
-        for index, step in enumerate(steps):
-            field = f"{where}[{index}]"
-            if not isinstance(step, dict):
-                self.error("", field, f"A step is a JSON object, not {_type_name(step)}")
-                continue
-            step_id = step.get("id")
+        # The typed model (workflows.definition.model) checks the shape; its errors are said
+        # the way this module always said them.
+        for step_id, field, message in shape_errors(d):
+            self.error(step_id, field, message)
+        # Uniqueness spans the whole tree, so it is checked here, on every step the walk can
+        # reach even when some other part is misshapen.
+        for place in walk.places(d):
+            step_id = place.step.get("id")
             if not isinstance(step_id, str) or not STEP_ID.match(step_id):
-                self.error(
-                    "",
-                    f"{field}.id",
-                    f"Step id {step_id!r} is not valid: use letters, digits and underscores "
-                    "(starting with a letter, at most 64)",
-                )
-                step_id = ""
-            elif step_id in self.all_step_ids:
+                continue
+            if step_id in self.all_step_ids:
                 self.error(
                     step_id,
-                    f"{field}.id",
+                    f"{place.field}.id",
                     f"Duplicate step id '{step_id}': step ids must be unique in the whole "
                     "workflow, nested steps included",
                 )
-            else:
-                self.all_step_ids.add(step_id)
-            kind = step.get("type")
-            if kind not in STEP_KEYS:
-                self.error(
-                    step_id,
-                    f"{field}.type",
-                    f"Unknown step type '{kind}': use {_quoted(STEP_KEYS)}",
-                )
-                continue
-            for key in sorted(set(step) - STEP_KEYS[kind]):
-                self.error(
-                    step_id,
-                    f"{field}.{key}",
-                    f"Unknown key '{key}' for a {kind} step: use "
-                    f"{_quoted(sorted(STEP_KEYS[kind]))}",
-                )
-            if "name" in step and not isinstance(step["name"], str):
-                self.error(step_id, f"{field}.name", "The step name must be a string")
-            if kind in {"action", "foreach"} and "params" in step:
-                if not isinstance(step["params"], dict):
-                    self.error(step_id, f"{field}.params", "'params' must be an object")
-            if kind == "branch":
-                paths = step.get("paths")
-                if not isinstance(paths, list) or not paths:
-                    self.error(step_id, f"{field}.paths", "A branch needs a list of paths")
-                    continue
-                for p_index, path in enumerate(paths):
-                    p_field = f"{field}.paths[{p_index}]"
-                    if not isinstance(path, dict):
-                        self.error(step_id, p_field, "A branch path is a JSON object")
-                        continue
-                    for key in sorted(set(path) - {"name", "when", "steps"}):
-                        self.error(
-                            step_id,
-                            f"{p_field}.{key}",
-                            f"Unknown key '{key}' for a branch path: use name, when, steps",
-                        )
-                    if not isinstance(path.get("steps", []), list):
-                        self.error(step_id, f"{p_field}.steps", "'steps' must be a list")
-                    else:
-                        self.shape_steps(path.get("steps", []), f"{p_field}.steps")
-            if kind == "foreach":
-                if not isinstance(step.get("steps", []), list):
-                    self.error(step_id, f"{field}.steps", "'steps' must be a list")
-                else:
-                    self.shape_steps(step.get("steps", []), f"{field}.steps")
+            self.all_step_ids.add(step_id)
 
     # --- meaning ------------------------------------------------------------------------
 
     def meaning(self) -> None:
         self.trigger = self.definition["trigger"]
         self.check_trigger()
-        self.check_steps(
-            self.definition["steps"], "steps", _Scope(visible_steps=frozenset(), in_loop=False)
-        )
+        self.check_steps()
         limit = settings.BILLFLOW["MAX_STEPS_PER_WORKFLOW"]
-        total = count_steps(self.definition["steps"])
+        total = walk.count(self.definition)
         if total > limit:
             self.error(
                 "",
@@ -279,17 +185,11 @@ class _Validator:
     def check_trigger(self) -> None:
         t = self.trigger
         if t["type"] == "event":
-            event = t.get("event")
-            if not isinstance(event, str) or not event:
+            event = t["event"]  # a string: the model checked the shape, the scope included
+            if not event:
                 self.error("", "trigger.event", "An event trigger needs an event type")
             elif not event_types.is_known(event):
                 self.error("", "trigger.event", f"Unknown event type '{event}'")
-            if t.get("accounts", "platform") not in ACCOUNT_SCOPES:
-                self.error(
-                    "",
-                    "trigger.accounts",
-                    f"Unknown account scope '{t.get('accounts')}': use {_quoted(ACCOUNT_SCOPES)}",
-                )
             if t.get("conditions") is not None:
                 self.check_condition(
                     t["conditions"],
@@ -301,8 +201,8 @@ class _Validator:
         elif t["type"] == "manual":
             self.check_manual_input(t.get("input", []))
         else:
-            cron = t.get("cron")
-            if not isinstance(cron, str) or not cron.strip():
+            cron = t["cron"]
+            if not cron.strip():
                 self.error("", "trigger.cron", "A schedule trigger needs a cron expression")
             elif len(cron.split()) != 5 or not croniter.is_valid(cron):
                 self.error(
@@ -312,55 +212,28 @@ class _Validator:
                     "day-of-month month day-of-week, like '0 9 * * 1')",
                 )
 
-    def check_manual_input(self, declared: Any) -> None:
-        if not isinstance(declared, list):
-            self.error("", "trigger.input", "'input' must be a list of input fields")
-            return
+    def check_manual_input(self, declared: list[dict]) -> None:
+        # The model checked each field's keys and types; names must also differ.
         names: set[str] = set()
         for index, item in enumerate(declared):
-            field = f"trigger.input[{index}]"
-            if not isinstance(item, dict):
-                self.error("", field, "An input field is a JSON object with a name and a type")
-                continue
-            allowed = {"name", "type", "required", "label", "help", "choices"}
-            for key in sorted(set(item) - allowed):
-                self.error(
-                    "",
-                    f"{field}.{key}",
-                    f"Unknown key '{key}' for an input field: use {_quoted(sorted(allowed))}",
-                )
-            name = item.get("name")
-            if not isinstance(name, str) or not INPUT_NAME.match(name):
-                self.error(
-                    "",
-                    f"{field}.name",
-                    f"Input name {name!r} is not valid: use letters, digits and underscores",
-                )
-            elif name in names:
-                self.error("", f"{field}.name", f"Duplicate input name '{name}'")
-            else:
-                names.add(name)
-            if item.get("type", "string") not in MANUAL_INPUT_TYPES:
-                self.error(
-                    "",
-                    f"{field}.type",
-                    f"Unknown input type '{item.get('type')}': use {_quoted(MANUAL_INPUT_TYPES)}",
-                )
-            if "required" in item and not isinstance(item["required"], bool):
-                self.error("", f"{field}.required", "'required' must be true or false")
-            for key in ("label", "help"):
-                if key in item and not isinstance(item[key], str):
-                    self.error("", f"{field}.{key}", f"'{key}' must be a string")
-            if "choices" in item and not isinstance(item["choices"], list):
-                self.error("", f"{field}.choices", "'choices' must be a list")
+            name = item["name"]
+            if name in names:
+                self.error("", f"trigger.input[{index}].name", f"Duplicate input name '{name}'")
+            names.add(name)
 
     # --- steps --------------------------------------------------------------------------
 
-    def check_steps(self, steps: list[dict], where: str, scope: _Scope) -> None:
-        visible = set(scope.visible_steps)
-        for index, step in enumerate(steps):
-            field = f"{where}[{index}]"
-            here = _Scope(visible_steps=frozenset(visible), in_loop=scope.in_loop)
+    def check_steps(self) -> None:
+        # A step sees the steps before it in its own list and what its enclosing step sees:
+        # never steps inside an earlier branch or loop, a sibling path, or later steps.
+        scopes: dict[int, _Scope] = {}  # id() of a branch or loop -> the scope inside it
+        seen: dict[int, set[str]] = {}  # id() of a list of steps -> ids walked in it so far
+        outer = _Scope(visible_steps=frozenset(), in_loop=False)
+        for place in walk.places(self.definition):
+            step, field = place.step, place.field
+            around = scopes[id(place.parent)] if place.parent is not None else outer
+            before = seen.setdefault(id(place.container), set())
+            here = _Scope(around.visible_steps | before, in_loop=around.in_loop)
             kind = step["type"]
             if kind == "action":
                 self.check_action_step(step, field, here)
@@ -375,9 +248,11 @@ class _Validator:
                     )
             elif kind == "branch":
                 self.check_branch(step, field, here)
+                scopes[id(step)] = here
             elif kind == "foreach":
                 self.check_foreach(step, field, here)
-            visible.add(step["id"])
+                scopes[id(step)] = _Scope(here.visible_steps, in_loop=True)
+            before.add(step["id"])
 
     def check_action_step(self, step: dict, field: str, scope: _Scope) -> None:
         key = step.get("action")
@@ -525,13 +400,16 @@ class _Validator:
                 self.error(
                     step_id, f"{field}.{key}", f"Metadata key '{key}' is longer than 40 characters"
                 )
-            if not isinstance(item, str):
+            if isinstance(item, dict | list):
+                # Stripe's metadata is text: a number, boolean or null is written as its text
+                # (null removes the key) when the step runs; a structure has no text form.
                 self.error(
                     step_id,
                     f"{field}.{key}",
-                    f"Metadata values are strings; '{key}' is {_type_name(item)}",
+                    f"Metadata values are text, numbers or booleans; '{key}' is "
+                    f"{_a(_type_name(item))}",
                 )
-            elif len(item) > 500 and not references(item):
+            elif isinstance(item, str) and len(item) > 500 and not references(item):
                 self.error(
                     step_id, f"{field}.{key}", f"Metadata value of '{key}' is over 500 characters"
                 )
@@ -542,8 +420,6 @@ class _Validator:
         paths = step["paths"]
         for index, path in enumerate(paths):
             p_field = f"{field}.paths[{index}]"
-            if not isinstance(path, dict):
-                continue
             name = path.get("name")
             if not isinstance(name, str) or not name.strip():
                 self.error(step["id"], f"{p_field}.name", "Every branch path needs a name")
@@ -563,7 +439,6 @@ class _Validator:
                 else_paths.append(index)
             else:
                 self.check_condition(path["when"], step["id"], f"{p_field}.when", scope, depth=0)
-            self.check_steps(path.get("steps", []), f"{p_field}.steps", scope)
         if len(else_paths) > 1:
             self.error(
                 step["id"],
@@ -627,8 +502,6 @@ class _Validator:
                 )
         if not step.get("steps"):
             self.error(step_id, f"{field}.steps", "A loop needs at least one step in its body")
-        inner = _Scope(visible_steps=scope.visible_steps, in_loop=True)
-        self.check_steps(step.get("steps", []), f"{field}.steps", inner)
 
     # --- conditions ---------------------------------------------------------------------
 
@@ -640,48 +513,25 @@ class _Validator:
                 step_id, where, f"Conditions may be nested at most {MAX_CONDITION_DEPTH} deep"
             )
             return
-        if not isinstance(node, dict):
-            self.error(
-                step_id,
-                where,
-                'A condition is an object: {"all": [...]}, {"any": [...]} or '
-                '{"field", "op", "value"}',
-            )
-            return
-        groups = [key for key in ("all", "any") if key in node]
-        if groups:
-            if len(node) != 1:
-                self.error(
-                    step_id,
-                    where,
-                    "A condition group has exactly one key, 'all' or 'any', holding a list",
-                )
-                return
-            children = node[groups[0]]
-            if not isinstance(children, list):
-                self.error(step_id, f"{where}.{groups[0]}", f"'{groups[0]}' must hold a list")
-                return
-            for index, child in enumerate(children):
+        # The model checked the tree's shape (groups of one key holding a list, leaves with
+        # a field and a known operator); what is left is what the tree means.
+        group = "all" if "all" in node else "any" if "any" in node else ""
+        if group:
+            for index, child in enumerate(node[group]):
                 self.check_condition(
-                    child, step_id, f"{where}.{groups[0]}[{index}]", scope, depth=depth + 1
+                    child, step_id, f"{where}.{group}[{index}]", scope, depth=depth + 1
                 )
             return
-        for key in sorted(set(node) - {"field", "op", "value"}):
-            self.error(
-                step_id,
-                f"{where}.{key}",
-                f"Unknown key '{key}' in a condition: use field, op, value",
-            )
-        field = node.get("field")
-        if not isinstance(field, str) or not field:
+        field = node["field"]
+        if not field:
             self.error(step_id, f"{where}.field", "A condition needs a field")
         else:
             self.check_path(field, step_id, f"{where}.field", scope)
-        op = node.get("op")
-        if op not in OPERATORS:
-            self.error(step_id, f"{where}.op", f"Unknown operator '{op}': use {_quoted(OPERATORS)}")
-            return
+        op = node["op"]
+        before = len(self.errors)
         self.check_condition_value(node, op, step_id, where, scope)
+        if len(self.errors) == before:
+            self.check_value_type(node, op, step_id, where)
         if op == "changed":
             event = self.trigger.get("event", "")
             if self.trigger.get("type") != "event" or not event_types.has_previous_attributes(
@@ -739,6 +589,21 @@ class _Validator:
                     field,
                     f"'{op}' needs a string, number or boolean, not {_type_name(value)}",
                 )
+
+    def check_value_type(self, node: dict, op: str, step_id: str, where: str) -> None:
+        """A literal value must fit its field's type in the event catalogue (issue 15: an
+        amount of "abc" or 1000.5 saved silently and never matched); the builder runs the
+        same check (event_types.condition_value_problem) on each row."""
+        field = node.get("field")
+        if op in UNARY_OPERATORS or not isinstance(field, str) or not field:
+            return
+        ftype = None
+        if self.trigger.get("type") == "event":
+            ftype = event_types.field_type(str(self.trigger.get("event", "")), field)
+        name = field.rsplit(".", 1)[-1]
+        problem = event_types.condition_value_problem(name, ftype, op, node.get("value"))
+        if problem:
+            self.error(step_id, f"{where}.value", problem)
 
     # --- references ---------------------------------------------------------------------
 
@@ -843,34 +708,54 @@ def validate_definition(definition: Any, *, environment: Any = None) -> list[Val
     return validator.errors
 
 
+# What a value of each declared input type must be (the types of MANUAL_INPUT_TYPES).
+_INPUT_TYPE_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "string": lambda v: isinstance(v, str),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "object": lambda v: isinstance(v, dict),
+    "list": lambda v: isinstance(v, list),
+}
+
+
 def validate_manual_input(declared: list[dict], data: Any) -> list[ValidationError]:
-    """Checks a manual run's input against the trigger's declared input fields."""
+    """Every problem with a manual run's input against the trigger's declared input fields,
+    each naming its field (`input.<name>`); an empty list means the run may start.
+
+    The one checker of manual input: the API and `run_start_manual` raise its first error, the
+    builder's run and test forms put each error under its field. The rules (docs/workflows.md,
+    Manual inputs): the input is an object; every key is a declared field; a required field is
+    present, not null and not an empty string; a value has the declared type (an integer is
+    not a boolean, a number not a string); a field with choices takes one of them.
+    """
     if not isinstance(data, dict):
-        return [ValidationError("", "input", "The input must be a JSON object")]
+        return [ValidationError("", "input", "Input must be a JSON object")]
     errors: list[ValidationError] = []
     names = {item["name"] for item in declared}
     for key in data:
         if key not in names:
-            errors.append(ValidationError("", f"input.{key}", f"Unknown input field '{key}'"))
-    checks = {
-        "string": lambda v: isinstance(v, str),
-        "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
-        "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-        "boolean": lambda v: isinstance(v, bool),
-        "object": lambda v: isinstance(v, dict),
-        "list": lambda v: isinstance(v, list),
-    }
-    for item in declared:
-        name, kind = item["name"], item.get("type", "string")
-        if name not in data or data[name] is None:
-            if item.get("required"):
-                errors.append(ValidationError("", f"input.{name}", f"'{name}' is required"))
-            continue
-        value = data[name]
-        if not checks.get(kind, lambda v: True)(value):
             errors.append(
                 ValidationError(
-                    "", f"input.{name}", f"'{name}' must be {_a(kind)}, not {_type_name(value)}"
+                    "", f"input.{key}", f"Input field '{key}' is not declared by this workflow"
+                )
+            )
+    for item in declared:
+        name, kind = item["name"], item.get("type", "string")
+        value = data.get(name)
+        if value is None or (value == "" and item.get("required")):
+            # Null is "not given"; so is "" where a value is required (a form's empty box).
+            if item.get("required"):
+                errors.append(
+                    ValidationError("", f"input.{name}", f"Input field '{name}' is required")
+                )
+            continue
+        if not _INPUT_TYPE_CHECKS.get(kind, lambda v: True)(value):
+            errors.append(
+                ValidationError(
+                    "",
+                    f"input.{name}",
+                    f"Input field '{name}' must be {_a(kind)}, not {_type_name(value)}",
                 )
             )
         elif item.get("choices") and value not in item["choices"]:
@@ -878,7 +763,8 @@ def validate_manual_input(declared: list[dict], data: Any) -> list[ValidationErr
                 ValidationError(
                     "",
                     f"input.{name}",
-                    f"'{value}' is not a valid choice for '{name}': use {_quoted(item['choices'])}",
+                    f"Input field '{name}' must be one of {_quoted(item['choices'])}; "
+                    f"got {json.dumps(value, default=str)}",
                 )
             )
     return errors

@@ -1,10 +1,11 @@
 """The visual builder: the workflows list, the canvas, step editing, versions, test runs.
 
-Function-based views inside the admin's layout. Every view starts with `_workflow_for` (or
-`_require`), which checks the role and fetches the workflow scoped to `request.environment`:
-another environment's workflow is a 404, a missing capability a 403. Mutating views are POST
-only. With HTMX a view answers with the region it changed (`page.html#partial`, plus
-out-of-band swaps of the canvas and the header); without it, a full page or a redirect.
+Function-based views inside the admin's layout. Every view starts with `workflow_for` (or
+`require`, both in backoffice/access.py), which checks the role and fetches the workflow scoped
+to `request.environment`: another environment's workflow is a 404, a missing capability a 403.
+Mutating views are POST only. With HTMX a view answers with the region it changed
+(`page.html#partial`, plus out-of-band swaps of the canvas and the header); without it, a full
+page or a redirect.
 """
 
 from __future__ import annotations
@@ -17,32 +18,35 @@ from typing import Any
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.views.decorators import staff_member_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.db.models import Count, OuterRef, Q, Subquery
 from django.forms.utils import ErrorDict
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from backoffice.access import require, workflow_for
 from backoffice.roles import can
 from billing.errors import BillingError
 from billing.events import event_envelope
 from billing.models import Environment, Event
 from workflows import event_types
-from workflows.canvas import canvas_nodes, canvas_trigger, find_node
-from workflows.definitions import count_steps, iter_steps, version_definition
+from workflows.canvas import all_nodes, canvas_nodes, canvas_trigger, find_node
+from workflows.definition import walk
+from workflows.definitions import version_definition
 from workflows.draft_edits import copy_step, draft_step_insert, draft_step_update
 from workflows.forms import (
     AddStepForm,
     ImportForm,
+    ManualInputForm,
     TriggerForm,
     WorkflowCreateForm,
     action_groups,
-    manual_input_form,
-    manual_input_values,
+    import_too_large_message,
     new_step,
     step_form,
 )
@@ -69,23 +73,6 @@ BUILDER = "workflows/builder.html"
 # --- access ---
 
 
-def _require(request: HttpRequest, capability: str) -> None:
-    if not can(request.user, capability):
-        raise PermissionDenied(f"Your role does not allow {capability}.")
-
-
-def _workflow_for(request: HttpRequest, workflow_id: int, *, manage: bool = False) -> Workflow:
-    """The workflow, in the session's environment, if the user's role allows the access."""
-    _require(request, MANAGE if manage else VIEW)
-    return get_object_or_404(
-        Workflow.objects.select_related("draft_version", "published_version"),
-        pk=workflow_id,
-        environment=request.environment,
-        deleted_at__isnull=True,
-        kind=Workflow.Kind.AUTOMATION,
-    )
-
-
 def _editing_version(workflow: Workflow) -> WorkflowVersion:
     version = workflow.draft_version or workflow.published_version
     if version is None:
@@ -100,25 +87,6 @@ def _admin_context(request: HttpRequest, title: str) -> dict:
     return {**admin.site.each_context(request), "title": title}
 
 
-def _step_prefixes(definition: dict) -> dict[str, str]:
-    """step id -> the step's field path in validation errors ("steps[0].paths[1].steps[0]")."""
-    out: dict[str, str] = {}
-
-    def walk(steps: list, where: str) -> None:
-        for index, step in enumerate(steps or []):
-            if not isinstance(step, dict):
-                continue
-            here = f"{where}[{index}]"
-            out[str(step.get("id"))] = here
-            for p_index, path in enumerate(step.get("paths") or []):
-                walk(path.get("steps") or [], f"{here}.paths[{p_index}].steps")
-            if step.get("type") == "foreach":
-                walk(step.get("steps") or [], f"{here}.steps")
-
-    walk(definition.get("steps") or [], "steps")
-    return out
-
-
 def _errors_by_step(errors: list[ValidationError]) -> dict[str, list[str]]:
     by_step: dict[str, list[str]] = {}
     for error in errors:
@@ -126,8 +94,10 @@ def _errors_by_step(errors: list[ValidationError]) -> dict[str, list[str]]:
     return by_step
 
 
-def _attach(form: Any, errors: list[ValidationError], *, step_id: str, prefix: str) -> None:
+def _attach(form: Any, errors: list[ValidationError], definition: dict, step_id: str) -> None:
     """Put the engine's validation errors of `step_id` next to the fields they name."""
+    # The step's field path in validation errors ("steps[0].paths[1].steps[0]").
+    prefix = walk.field_path(definition, step_id) or ""
     for error in errors:
         if error.step_id != step_id:
             continue
@@ -173,7 +143,7 @@ def _builder_context(
         "trigger_url": f"{base}trigger/",
         "selected": selected,
         "panel": panel,
-        "step_count": count_steps(definition.get("steps") or []),
+        "step_count": walk.count(definition),
         "step_limit": settings.BILLFLOW["MAX_STEPS_PER_WORKFLOW"],
         "is_sandbox": request.environment.kind == Environment.Kind.SANDBOX,
         **extra,
@@ -181,11 +151,8 @@ def _builder_context(
 
 
 def _mark_errors(nodes: list, by_step: dict[str, list[str]]) -> None:
-    for node in nodes:
+    for node in all_nodes(nodes):
         node.errors = by_step.get(node.id, [])
-        _mark_errors(node.children, by_step)
-        for path in node.paths:
-            _mark_errors(path.nodes, by_step)
 
 
 def _respond(
@@ -257,7 +224,7 @@ def _list_response(request: HttpRequest, **extra: Any) -> HttpResponse:
 @require_GET
 @staff_member_required
 def workflow_list(request: HttpRequest) -> HttpResponse:
-    _require(request, VIEW)
+    require(request, VIEW)
     template = "workflows/list.html#table" if request.htmx else "workflows/list.html"
     return render(request, template, _list_context(request))
 
@@ -265,7 +232,7 @@ def workflow_list(request: HttpRequest) -> HttpResponse:
 @require_POST
 @staff_member_required
 def workflow_create_view(request: HttpRequest) -> HttpResponse:
-    _require(request, MANAGE)
+    require(request, MANAGE)
     form = WorkflowCreateForm(request.POST)
     if not form.is_valid():
         return _list_form_error(request, create_form=form)
@@ -291,10 +258,27 @@ def _to(request: HttpRequest, url: str) -> HttpResponse:
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
 
+@csrf_exempt  # checked in `_workflow_import`, once the body is known to fit (see below)
 @require_POST
 @staff_member_required
 def workflow_import(request: HttpRequest) -> HttpResponse:
-    _require(request, MANAGE)
+    require(request, MANAGE)
+    try:
+        request.POST  # noqa: B018 -- parses the body, so a too-large one is caught here
+    except RequestDataTooBig:
+        # Pasted text over DATA_UPLOAD_MAX_MEMORY_SIZE: the CSRF middleware would read the body
+        # first and answer a bare 400 page. Answered here instead, before the CSRF check, with
+        # the form error; nothing is changed, and this page is all anyone gets back.
+        form = ImportForm()
+        form._errors = ErrorDict(
+            text=form.error_class([import_too_large_message("The pasted text")])
+        )
+        return _list_form_error(request, import_form=form)
+    return _workflow_import(request)
+
+
+@csrf_protect
+def _workflow_import(request: HttpRequest) -> HttpResponse:
     form = ImportForm(request.POST, request.FILES)
     if not form.is_valid():
         return _list_form_error(request, import_form=form)
@@ -320,7 +304,7 @@ def workflow_import(request: HttpRequest) -> HttpResponse:
 @require_GET
 @staff_member_required
 def workflow_export(request: HttpRequest, workflow_id: int) -> HttpResponse:
-    workflow = _workflow_for(request, workflow_id)
+    workflow = workflow_for(request, workflow_id)
     definition = version_definition(_editing_version(workflow))
     response = JsonResponse(definition, json_dumps_params={"indent": 2})
     response["Content-Disposition"] = f'attachment; filename="workflow-{workflow.pk}.json"'
@@ -354,7 +338,7 @@ def _service_call(
 @require_POST
 @staff_member_required
 def workflow_duplicate_view(request: HttpRequest, workflow_id: int) -> HttpResponse:
-    workflow = _workflow_for(request, workflow_id, manage=True)
+    workflow = workflow_for(request, workflow_id, capability=MANAGE)
     return _service_call(
         request,
         workflow,
@@ -366,7 +350,7 @@ def workflow_duplicate_view(request: HttpRequest, workflow_id: int) -> HttpRespo
 @require_POST
 @staff_member_required
 def workflow_publish_view(request: HttpRequest, workflow_id: int) -> HttpResponse:
-    workflow = _workflow_for(request, workflow_id, manage=True)
+    workflow = workflow_for(request, workflow_id, capability=MANAGE)
     return _service_call(
         request,
         workflow,
@@ -378,7 +362,7 @@ def workflow_publish_view(request: HttpRequest, workflow_id: int) -> HttpRespons
 @require_POST
 @staff_member_required
 def workflow_activate_view(request: HttpRequest, workflow_id: int) -> HttpResponse:
-    workflow = _workflow_for(request, workflow_id, manage=True)
+    workflow = workflow_for(request, workflow_id, capability=MANAGE)
     return _service_call(
         request,
         workflow,
@@ -390,7 +374,7 @@ def workflow_activate_view(request: HttpRequest, workflow_id: int) -> HttpRespon
 @require_POST
 @staff_member_required
 def workflow_deactivate_view(request: HttpRequest, workflow_id: int) -> HttpResponse:
-    workflow = _workflow_for(request, workflow_id, manage=True)
+    workflow = workflow_for(request, workflow_id, capability=MANAGE)
     return _service_call(
         request,
         workflow,
@@ -402,7 +386,7 @@ def workflow_deactivate_view(request: HttpRequest, workflow_id: int) -> HttpResp
 @require_http_methods(["GET", "POST"])
 @staff_member_required
 def workflow_delete_view(request: HttpRequest, workflow_id: int) -> HttpResponse:
-    workflow = _workflow_for(request, workflow_id, manage=True)
+    workflow = workflow_for(request, workflow_id, capability=MANAGE)
     if request.method == "POST":
         try:
             workflow_delete(workflow=workflow, deleted_by=request.user)
@@ -426,7 +410,7 @@ def workflow_delete_view(request: HttpRequest, workflow_id: int) -> HttpResponse
 @require_GET
 @staff_member_required
 def builder(request: HttpRequest, workflow_id: int) -> HttpResponse:
-    workflow = _workflow_for(request, workflow_id)
+    workflow = workflow_for(request, workflow_id)
     definition = version_definition(_editing_version(workflow))
     context = _builder_context(request, workflow, definition)
     template = f"{BUILDER}#canvas" if request.htmx else BUILDER
@@ -436,7 +420,8 @@ def builder(request: HttpRequest, workflow_id: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @staff_member_required
 def trigger_edit(request: HttpRequest, workflow_id: int) -> HttpResponse:
-    workflow = _workflow_for(request, workflow_id, manage=request.method == "POST")
+    capability = MANAGE if request.method == "POST" else VIEW
+    workflow = workflow_for(request, workflow_id, capability=capability)
     definition = version_definition(_editing_version(workflow))
     if request.method == "GET":
         form = TriggerForm(definition=definition)
@@ -453,7 +438,7 @@ def trigger_edit(request: HttpRequest, workflow_id: int) -> HttpResponse:
         )
         return _respond(request, context)
     new_definition = form.to_definition()
-    if form.conditions.errors:
+    if form.conditions.errors or form.conditions.refused:
         return _respond(
             request,
             _builder_context(request, workflow, definition, panel="trigger", form=form),
@@ -512,7 +497,7 @@ def _editor_command(request: HttpRequest, *editors: Any) -> bool:
 @require_http_methods(["GET", "POST"])
 @staff_member_required
 def step_add(request: HttpRequest, workflow_id: int) -> HttpResponse:
-    workflow = _workflow_for(request, workflow_id, manage=True)
+    workflow = workflow_for(request, workflow_id, capability=MANAGE)
     definition = version_definition(_editing_version(workflow))
     source = request.POST if request.method == "POST" else request.GET
     form = AddStepForm(
@@ -559,31 +544,33 @@ def step_add(request: HttpRequest, workflow_id: int) -> HttpResponse:
     if not request.htmx:
         return redirect(_builder_url(workflow, step["id"]))
     # The rows now hold what the definition in memory gets here: no need to read them back.
-    _insert(definition, step, data.get("parent") or "", form.path_index, data["position"])
+    walk.insert(
+        definition,
+        step,
+        parent=data.get("parent") or None,
+        path=form.path_index,
+        index=data["position"],
+    )
     if workflow.draft_version_id is None:  # the first edit after a publish made a draft
-        workflow = _workflow_for(request, workflow.pk, manage=True)
+        workflow = workflow_for(request, workflow.pk, capability=MANAGE)
     return _step_panel(request, workflow, definition, step["id"], oob=True, added=True)
 
 
-def _insert(
-    definition: dict, step: dict, parent: str, path_index: int | None, position: int
-) -> None:
-    """The same insertion as `draft_step_insert`, on the JSON form."""
-    siblings = definition.setdefault("steps", [])
-    if parent:
-        holder = _find_step(definition, parent)
-        if holder.get("type") == "branch":
-            siblings = holder["paths"][path_index or 0].setdefault("steps", [])
-        else:
-            siblings = holder.setdefault("steps", [])
-    siblings.insert(max(0, min(position, len(siblings))), step)
+def _place(definition: dict, step_id: str) -> walk.Place:
+    place = walk.find(definition, step_id)
+    if place is None:
+        raise Http404(f"There is no step '{step_id}' in this workflow.")
+    return place
 
 
 def _find_step(definition: dict, step_id: str) -> dict:
-    for step, _parents in iter_steps(definition.get("steps") or []):
-        if step.get("id") == step_id:
-            return step
-    raise Http404(f"There is no step '{step_id}' in this workflow.")
+    return _place(definition, step_id).step
+
+
+def _trigger_event(definition: dict) -> str:
+    """The event type of an event-triggered workflow ("" otherwise): it types conditions."""
+    trigger = definition.get("trigger") or {}
+    return str(trigger.get("event") or "") if trigger.get("type") == "event" else ""
 
 
 def _step_panel(
@@ -602,12 +589,12 @@ def _step_panel(
     if errors is None:
         errors = validate_definition(definition, environment=request.environment)
     if form is None:
-        form = step_form(step)
+        form = step_form(step, event=_trigger_event(definition))
         if errors:
             # Show the engine's errors on a fresh form too: a bound-looking form without data.
             form._errors = ErrorDict()
             form.cleaned_data = {}
-            _attach(form, errors, step_id=step_id, prefix=_step_prefixes(definition)[step_id])
+            _attach(form, errors, definition, step_id)
     context = _builder_context(
         request,
         workflow,
@@ -628,12 +615,13 @@ def _step_panel(
 @require_http_methods(["GET", "POST"])
 @staff_member_required
 def step_edit(request: HttpRequest, workflow_id: int, step_id: str) -> HttpResponse:
-    workflow = _workflow_for(request, workflow_id, manage=request.method == "POST")
+    capability = MANAGE if request.method == "POST" else VIEW
+    workflow = workflow_for(request, workflow_id, capability=capability)
     definition = version_definition(_editing_version(workflow))
     if request.method == "GET":
         return _step_panel(request, workflow, definition, step_id)
     step = _find_step(definition, step_id)
-    form = step_form(step, request.POST)
+    form = step_form(step, request.POST, event=_trigger_event(definition))
     editors = [form.conditions] if hasattr(form, "conditions") else []
     if step["type"] == "branch":
         editors = [p["editor"] for p in form.paths]
@@ -647,7 +635,7 @@ def step_edit(request: HttpRequest, workflow_id: int, step_id: str) -> HttpRespo
     if not form.is_valid():
         return _step_panel(request, workflow, definition, step_id, form=form)
     new = form.to_step()
-    if form.errors or any(e.errors for e in editors):
+    if form.errors or any(e.errors or e.refused for e in editors):
         return _step_panel(request, workflow, definition, step_id, form=form)
     step.clear()
     step.update(new)  # the definition now holds the edited step
@@ -662,13 +650,13 @@ def step_edit(request: HttpRequest, workflow_id: int, step_id: str) -> HttpRespo
         else:
             draft_step_update(workflow=workflow, step=new, user=request.user)
     except DefinitionInvalid as exc:
-        _attach(form, exc.errors, step_id=step_id, prefix=_step_prefixes(definition)[step_id])
+        _attach(form, exc.errors, definition, step_id)
         return _step_panel(request, workflow, definition, step_id, form=form)
     except WorkflowError as exc:
         form.step_errors.append(exc.message)
         return _step_panel(request, workflow, definition, step_id, form=form)
     errors = validate_definition(definition, environment=request.environment)
-    _attach(form, errors, step_id=step_id, prefix=_step_prefixes(definition)[step_id])
+    _attach(form, errors, definition, step_id)
     if not request.htmx and not form.errors:
         messages.success(request, "Saved.")
         return redirect(_builder_url(workflow, step_id))
@@ -686,31 +674,16 @@ def step_edit(request: HttpRequest, workflow_id: int, step_id: str) -> HttpRespo
     )
 
 
-def _locate(steps: list, step_id: str) -> tuple[list, int] | None:
-    """The list holding `step_id` and its index there."""
-    for index, step in enumerate(steps):
-        if step.get("id") == step_id:
-            return steps, index
-        bodies = [p.get("steps") or [] for p in step.get("paths") or []]
-        if step.get("type") == "foreach":
-            bodies.append(step.get("steps") or [])
-        for body in bodies:
-            found = _locate(body, step_id)
-            if found is not None:
-                return found
-    return None
-
-
 def _structural_edit(
-    request: HttpRequest, workflow_id: int, step_id: str, change: Callable[[list, int], str]
+    request: HttpRequest,
+    workflow_id: int,
+    step_id: str,
+    change: Callable[[dict, walk.Place], str],
 ) -> HttpResponse:
     """Move, delete: change the definition in memory and write it as the draft."""
-    workflow = _workflow_for(request, workflow_id, manage=True)
+    workflow = workflow_for(request, workflow_id, capability=MANAGE)
     definition = version_definition(_editing_version(workflow))
-    found = _locate(definition.get("steps") or [], step_id)
-    if found is None:
-        raise Http404(f"There is no step '{step_id}' in this workflow.")
-    selected = change(*found)
+    selected = change(definition, _place(definition, step_id))
     workflow = workflow_update(
         workflow=workflow, definition=definition, updated_by=request.user, allow_invalid=True
     )
@@ -726,10 +699,17 @@ def _structural_edit(
 def step_move(request: HttpRequest, workflow_id: int, step_id: str) -> HttpResponse:
     direction = -1 if request.POST.get("direction") == "up" else 1
 
-    def move(siblings: list, index: int) -> str:
-        target = index + direction
-        if 0 <= target < len(siblings):
-            siblings[index], siblings[target] = siblings[target], siblings[index]
+    def move(definition: dict, place: walk.Place) -> str:
+        # One place up or down in its own list; at either end it stays.
+        target = place.index + direction
+        if 0 <= target < len(place.container):
+            walk.move(
+                definition,
+                step_id,
+                parent=place.parent["id"] if place.parent else None,
+                path=place.path_index,
+                index=target,
+            )
         return step_id
 
     return _structural_edit(request, workflow_id, step_id, move)
@@ -738,8 +718,8 @@ def step_move(request: HttpRequest, workflow_id: int, step_id: str) -> HttpRespo
 @require_POST
 @staff_member_required
 def step_delete(request: HttpRequest, workflow_id: int, step_id: str) -> HttpResponse:
-    def delete(siblings: list, index: int) -> str:
-        siblings.pop(index)
+    def delete(definition: dict, place: walk.Place) -> str:
+        walk.remove(definition, step_id)
         return ""
 
     return _structural_edit(request, workflow_id, step_id, delete)
@@ -748,19 +728,16 @@ def step_delete(request: HttpRequest, workflow_id: int, step_id: str) -> HttpRes
 @require_POST
 @staff_member_required
 def step_duplicate(request: HttpRequest, workflow_id: int, step_id: str) -> HttpResponse:
-    workflow = _workflow_for(request, workflow_id, manage=True)
+    workflow = workflow_for(request, workflow_id, capability=MANAGE)
     definition = version_definition(_editing_version(workflow))
-    step = _find_step(definition, step_id)
-    found = _locate(definition["steps"], step_id)
-    assert found is not None
-    parent, path_index = _parent_of(definition, step_id)
+    place = _place(definition, step_id)
     try:
         copy = draft_step_insert(
             workflow=workflow,
-            step=copy_step(step, definition),
-            parent=parent,
-            path_index=path_index,
-            position=found[1] + 1,
+            step=copy_step(place.step, definition),
+            parent=place.parent["id"] if place.parent else "",
+            path_index=place.path_index,
+            position=place.index + 1,  # right after the original, in the same list
             user=request.user,
         )
     except WorkflowError as exc:
@@ -775,24 +752,10 @@ def step_duplicate(request: HttpRequest, workflow_id: int, step_id: str) -> Http
     return _step_panel(request, workflow, definition, copy["id"], oob=True)
 
 
-def _parent_of(definition: dict, step_id: str) -> tuple[str, int | None]:
-    for step, parents in iter_steps(definition.get("steps") or []):
-        if step.get("id") != step_id:
-            continue
-        if not parents:
-            return "", None
-        holder = parents[-1]
-        for index, path in enumerate(holder.get("paths") or []):
-            if any(s.get("id") == step_id for s in path.get("steps") or []):
-                return holder["id"], index
-        return holder["id"], None
-    return "", None
-
-
 @require_GET
 @staff_member_required
 def picker(request: HttpRequest, workflow_id: int) -> HttpResponse:
-    workflow = _workflow_for(request, workflow_id)
+    workflow = workflow_for(request, workflow_id)
     definition = version_definition(_editing_version(workflow))
     step_id = request.GET.get("step", "")
     parent = request.GET.get("parent", "")
@@ -811,6 +774,9 @@ def picker(request: HttpRequest, workflow_id: int) -> HttpResponse:
         "picker_step": step_id,
         "picker_target": request.GET.get("target", ""),
         "picker_query": request.GET.get("q", ""),
+        # The search box asks this URL again; without it its hx-get was relative and went
+        # to the page's own URL (the step panel), nesting a copy of the panel in the picker.
+        "picker_url": reverse("workflows:picker", args=[workflow.pk]),
     }
     if request.htmx:
         # The list alone (search), or the picker with its search box (first open).
@@ -826,7 +792,7 @@ def picker(request: HttpRequest, workflow_id: int) -> HttpResponse:
 @require_GET
 @staff_member_required
 def versions(request: HttpRequest, workflow_id: int) -> HttpResponse:
-    workflow = _workflow_for(request, workflow_id)
+    workflow = workflow_for(request, workflow_id)
     rows = list(
         WorkflowVersion.objects.filter(workflow=workflow)
         .filter(Q(number__isnull=False) | Q(pk=workflow.draft_version_id))
@@ -861,7 +827,7 @@ def versions(request: HttpRequest, workflow_id: int) -> HttpResponse:
 @require_POST
 @staff_member_required
 def version_restore(request: HttpRequest, workflow_id: int, number: int) -> HttpResponse:
-    workflow = _workflow_for(request, workflow_id, manage=True)
+    workflow = workflow_for(request, workflow_id, capability=MANAGE)
     version = get_object_or_404(WorkflowVersion, workflow=workflow, number=number)
     try:
         workflow_update(
@@ -894,12 +860,12 @@ def _past_events(request: HttpRequest, definition: dict) -> list[Event]:
 @require_http_methods(["GET", "POST"])
 @staff_member_required
 def workflow_test_view(request: HttpRequest, workflow_id: int) -> HttpResponse:
-    workflow = _workflow_for(request, workflow_id, manage=True)
+    workflow = workflow_for(request, workflow_id, capability=MANAGE)
     definition = version_definition(_editing_version(workflow))
     trigger = definition.get("trigger") or {}
     events = _past_events(request, definition)
     input_fields = list(trigger.get("input") or []) if trigger.get("type") == "manual" else []
-    input_form = manual_input_form(input_fields, request.POST if request.method == "POST" else None)
+    input_form = ManualInputForm(input_fields, request.POST if request.method == "POST" else None)
     extra = {"events": events, "input_form": input_form, "test_trigger_type": trigger.get("type")}
     if request.method == "GET":
         return _respond(
@@ -925,12 +891,9 @@ def workflow_test_view(request: HttpRequest, workflow_id: int) -> HttpResponse:
             problem = "Choose the trigger's event type first."
     elif trigger.get("type") == "manual":
         if input_form.is_valid():
-            try:
-                run_trigger = {"input": manual_input_values(input_form, input_fields)}
-            except ValueError as exc:
-                problem = str(exc)
+            run_trigger = {"input": input_form.values}
         else:
-            problem = "Fill in the input fields."
+            problem = "Correct the input fields below."
     else:
         run_trigger = {"schedule": {"cron": trigger.get("cron", ""), "at": None}}
     for_real = bool(request.POST.get("for_real")) and request.environment.kind == "sandbox"
@@ -953,6 +916,8 @@ def workflow_test_view(request: HttpRequest, workflow_id: int) -> HttpResponse:
         step_runs=result.steps,
         panel="test",
         test_result=result,
+        # The results are drawn on the cards and in the panel; the canvas stays in edit mode.
+        editable=True,
         **extra,
     )
     return _respond(request, context, oob=True)
@@ -963,18 +928,15 @@ def workflow_test_view(request: HttpRequest, workflow_id: int) -> HttpResponse:
 def manual_run(request: HttpRequest, workflow_id: int) -> HttpResponse:
     from workflows.runs import run_start_manual
 
-    workflow = _workflow_for(request, workflow_id, manage=True)
+    workflow = workflow_for(request, workflow_id, capability=MANAGE)
     definition = version_definition(_editing_version(workflow))
     published = workflow.published_version
     fields = list(published.trigger_input or []) if published is not None else []
-    form = manual_input_form(fields, request.POST if request.method == "POST" else None)
+    form = ManualInputForm(fields, request.POST if request.method == "POST" else None)
     extra: dict[str, Any] = {"run_form": form, "published": published}
     if request.method == "POST" and form.is_valid():
         try:
-            values = manual_input_values(form, fields)
-            run = run_start_manual(workflow=workflow, input=values, user=request.user)
-        except ValueError as exc:
-            extra["run_problem"] = str(exc)
+            run = run_start_manual(workflow=workflow, input=form.values, user=request.user)
         except (WorkflowError, BillingError) as exc:
             extra["run_problem"] = getattr(exc, "message", str(exc))
         else:

@@ -1,9 +1,9 @@
 """The run inspector: runs list, run page, restart, bulk restart, cancel, notifications, charts.
 
-Function-based views inside the admin's layout. Each starts with `_access` (role) and fetches
-what it acts on through a selector scoped to `request.environment`, so another environment's
-run is a 404. Mutating views are POST-only; with HTMX they answer with the region that changed,
-without it they redirect.
+Function-based views inside the admin's layout. Each is wrapped in `guarded` (the role) and
+fetches what it acts on with `run_for` (backoffice/access.py), scoped to `request.environment`,
+so another environment's run is a 404. Mutating views are POST-only; with HTMX they answer
+with the region that changed, without it they redirect.
 """
 
 from __future__ import annotations
@@ -12,15 +12,14 @@ import json
 from typing import Any
 
 from django.contrib import admin, messages
-from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
+from backoffice.access import any_workflow_for, guarded, run_for
 from backoffice.roles import can
 from workflows.audit import (
     run_cancel_audited,
@@ -31,14 +30,13 @@ from workflows.audit import (
 from workflows.canvas import canvas_nodes, canvas_trigger
 from workflows.dashboard import dashboard_charts
 from workflows.definitions import version_definition
-from workflows.models import NotificationSubscription, Run, StepRun, Workflow
+from workflows.models import NotificationSubscription, Run, StepRun
 from workflows.notifications import subscription_set
 from workflows.runs import run_restart_preview
 from workflows.selectors import (
     RunFilters,
     run_audits,
     run_chain,
-    run_for_environment,
     run_step_runs,
     runs_page,
     workflows_for_filter,
@@ -47,43 +45,6 @@ from workflows.services import WorkflowStateError
 
 # Worse first: the status a step shows when its loop iterations ended differently.
 STEP_STATUS_RANK = ["failed", "running", "pending", "canceled", "succeeded", "skipped"]
-
-
-class _Login(Exception):
-    pass
-
-
-def _access(request: HttpRequest, capability: str) -> None:
-    """Raise unless the user may `capability` (runs.view or runs.manage)."""
-    if not request.user.is_authenticated:
-        raise _Login
-    if not can(request.user, capability):
-        raise PermissionDenied(f"Your role does not allow {capability}.")
-
-
-def _guarded(capability: str):
-    """Role check first, so every view denies the same way; anonymous users go to login."""
-
-    def wrap(view):
-        def inner(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            try:
-                _access(request, capability)
-            except _Login:
-                return redirect_to_login(request.get_full_path(), reverse("admin:login"))
-            return view(request, *args, **kwargs)
-
-        inner.__name__ = view.__name__
-        inner.__doc__ = view.__doc__
-        return inner
-
-    return wrap
-
-
-def _run_or_404(request: HttpRequest, run_id: int) -> Run:
-    run = run_for_environment(environment=request.environment, run_id=run_id)
-    if run is None:
-        raise Http404("No such run in this environment.")
-    return run
 
 
 def _context(request: HttpRequest, **extra: Any) -> dict:
@@ -116,7 +77,7 @@ def _rows(runs: list[Run]) -> list[Run]:
 
 
 @require_GET
-@_guarded("runs.view")
+@guarded("runs.view")
 def runs_list(request: HttpRequest) -> HttpResponse:
     filters = RunFilters.from_query(request.GET)
     page = runs_page(
@@ -141,10 +102,10 @@ def runs_list(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-@_guarded("runs.view")
+@guarded("runs.view")
 def run_row(request: HttpRequest, run_id: int) -> HttpResponse:
     """One row of the list: running rows poll this until they end (live refresh)."""
-    run = _run_or_404(request, run_id)
+    run = run_for(request, run_id)
     return render(request, "workflows/runs/list.html#row", {"run": _rows([run])[0]})
 
 
@@ -259,9 +220,9 @@ def _run_context(request: HttpRequest, run: Run, **extra: Any) -> dict:
 
 
 @require_GET
-@_guarded("runs.view")
+@guarded("runs.view")
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
-    run = _run_or_404(request, run_id)
+    run = run_for(request, run_id)
     return _page(request, "workflows/runs/detail.html", "run-body", _run_context(request, run))
 
 
@@ -269,9 +230,9 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
 
 
 @require_GET
-@_guarded("runs.manage")
+@guarded("runs.manage")
 def run_restart_preview_view(request: HttpRequest, run_id: int) -> HttpResponse:
-    run = _run_or_404(request, run_id)
+    run = run_for(request, run_id)
     steps = run_restart_preview(run=run) if run.status == Run.Status.FAILED else []
     context = _context(
         request,
@@ -286,9 +247,9 @@ def run_restart_preview_view(request: HttpRequest, run_id: int) -> HttpResponse:
 
 
 @require_POST
-@_guarded("runs.manage")
+@guarded("runs.manage")
 def run_restart_view(request: HttpRequest, run_id: int) -> HttpResponse:
-    run = _run_or_404(request, run_id)
+    run = run_for(request, run_id)
     try:
         run = run_restart_audited(run=run, user=request.user)
     except WorkflowStateError as exc:
@@ -297,9 +258,9 @@ def run_restart_view(request: HttpRequest, run_id: int) -> HttpResponse:
 
 
 @require_POST
-@_guarded("runs.manage")
+@guarded("runs.manage")
 def run_cancel_view(request: HttpRequest, run_id: int) -> HttpResponse:
-    run = _run_or_404(request, run_id)
+    run = run_for(request, run_id)
     try:
         run = run_cancel_audited(run=run, user=request.user)
     except WorkflowStateError as exc:
@@ -328,7 +289,7 @@ def _after_action(
 
 
 @require_GET
-@_guarded("runs.manage")
+@guarded("runs.manage")
 def runs_bulk_restart_preview(request: HttpRequest) -> HttpResponse:
     filters = RunFilters.from_query(request.GET)
     preview = runs_restart_bulk_preview(environment=request.environment, filters=filters)
@@ -344,7 +305,7 @@ def runs_bulk_restart_preview(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-@_guarded("runs.manage")
+@guarded("runs.manage")
 def runs_bulk_restart(request: HttpRequest) -> HttpResponse:
     filters = RunFilters.from_query(request.POST)
     result = runs_restart_bulk(environment=request.environment, filters=filters, user=request.user)
@@ -381,7 +342,7 @@ def _notification_context(request: HttpRequest) -> dict:
 
 
 @require_GET
-@_guarded("runs.manage")
+@guarded("runs.manage")
 def notification_settings(request: HttpRequest) -> HttpResponse:
     return _page(
         request, "workflows/runs/notifications.html", "subs", _notification_context(request)
@@ -389,16 +350,12 @@ def notification_settings(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-@_guarded("runs.manage")
+@guarded("runs.manage")
 def notification_update(request: HttpRequest) -> HttpResponse:
     raw = request.POST.get("workflow", "")
     workflow = None
     if raw not in ("", "all"):
-        workflow = Workflow.objects.filter(
-            environment=request.environment, pk=raw if raw.isdigit() else 0
-        ).first()
-        if workflow is None:
-            raise Http404("No such workflow in this environment.")
+        workflow = any_workflow_for(request, raw, capability="runs.manage")
     subscription_set(
         user=request.user,
         environment=request.environment,
@@ -416,7 +373,7 @@ def notification_update(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-@_guarded("runs.view")
+@guarded("runs.view")
 def runs_dashboard(request: HttpRequest) -> HttpResponse:
     context = _context(
         request, title="Runs dashboard", charts=dashboard_charts(environment=request.environment)

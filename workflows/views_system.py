@@ -8,20 +8,16 @@ Mutations are POST-only and redirect (they work without JavaScript).
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin, messages
-from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from backoffice.access import guarded, system_workflow_for
 from backoffice.roles import can
 from workflows.models import Run, Workflow
 from workflows.system import (
-    BY_KEY,
     STEP_LABELS,
     SYSTEM_WORKFLOWS,
     SystemWorkflow,
@@ -33,32 +29,6 @@ from workflows.system import (
     system_workflows_for,
     system_workflows_install,
 )
-
-
-def _guarded(capability: str):
-    """Anonymous users go to the login page; a role without `capability` gets 403."""
-
-    def wrap(view):
-        def inner(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            if not request.user.is_authenticated:
-                return redirect_to_login(request.get_full_path(), reverse("admin:login"))
-            if not can(request.user, capability):
-                raise PermissionDenied(f"Your role does not allow {capability}.")
-            return view(request, *args, **kwargs)
-
-        inner.__name__ = view.__name__
-        inner.__doc__ = view.__doc__
-        return inner
-
-    return wrap
-
-
-def _installed_or_404(request: HttpRequest, system_key: str) -> tuple[SystemWorkflow, Workflow]:
-    spec = BY_KEY.get(system_key)
-    workflow = system_workflows_for(environment=request.environment).get(system_key)
-    if spec is None or workflow is None:
-        raise Http404("No such system workflow in this environment.")
-    return spec, workflow
 
 
 def _steps(spec: SystemWorkflow, disabled: list[str]) -> list[dict]:
@@ -74,7 +44,7 @@ def _runs_url(workflow: Workflow, status: str = "") -> str:
 
 
 @require_GET
-@_guarded("workflows.view")
+@guarded("workflows.view")
 def system_list(request: HttpRequest) -> HttpResponse:
     installed = system_workflows_for(environment=request.environment)
     rows = []
@@ -106,7 +76,7 @@ def system_list(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-@_guarded("system_workflows.configure")
+@guarded("system_workflows.configure")
 def system_install(request: HttpRequest) -> HttpResponse:
     system_workflows_install(environment=request.environment)
     messages.success(request, "The system workflows of this environment are installed.")
@@ -143,9 +113,9 @@ def _detail(
 
 
 @require_GET
-@_guarded("workflows.view")
+@guarded("workflows.view")
 def system_detail(request: HttpRequest, system_key: str) -> HttpResponse:
-    spec, workflow = _installed_or_404(request, system_key)
+    spec, workflow = system_workflow_for(request, system_key)
     row = system_settings_get(environment=request.environment, system_key=spec.key)
     has_email = "email_customer" in spec.steps
     values = {
@@ -164,9 +134,9 @@ def _recipients(raw: str) -> list[str]:
 
 
 @require_POST
-@_guarded("system_workflows.configure")
+@guarded("system_workflows.configure")
 def system_settings_save(request: HttpRequest, system_key: str) -> HttpResponse:
-    spec, workflow = _installed_or_404(request, system_key)
+    spec, workflow = system_workflow_for(request, system_key)
     enabled = request.POST.getlist("enabled")
     subject = request.POST.get("email_subject", "")
     body = request.POST.get("email_body", "")

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from datetime import timedelta
+from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from backoffice.logs import logging_config
 from config.env import (
     BASE_DIR,
     database_config,
@@ -39,20 +42,30 @@ INSTALLED_APPS = [
     # allows no CDN); without it django-ninja renders a page that loads it from a CDN.
     "ninja",
     "django_q",
+    # The admin login lockout (docs/security.md); its pages are registered by backoffice/admin.py.
+    "axes",
     "backoffice",
     "billing",
     "workflows",
     "slack_actions",
+    # Webhook endpoints: events delivered to other systems, signed as Stripe signs them.
+    "webhooks",
 ]
 
 MIDDLEWARE = [
+    # Outermost: every response is counted and carries Request-Id, static files included.
+    "backoffice.metrics.RequestMetricsMiddleware",
+    "backoffice.request_ids.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files are served by the app itself (docs/operations.md), before sessions and views.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "backoffice.security.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "backoffice.security.LoginThrottleMiddleware",
+    # Turns a login refused by django-axes into the 429 page (after the view ran).
+    "axes.middleware.AxesMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -101,8 +114,13 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
-# ModelBackend, with the user's role read in the same query (backoffice/auth_backend.py).
-AUTHENTICATION_BACKENDS = ["backoffice.auth_backend.RoleModelBackend"]
+# First the login lockout (django-axes: refuses a locked user name or address before any
+# password is checked), then ModelBackend with the user's role read in the same query
+# (backoffice/auth_backend.py).
+AUTHENTICATION_BACKENDS = [
+    "backoffice.security.LoginLockoutBackend",
+    "backoffice.auth_backend.RoleModelBackend",
+]
 LOGIN_URL = "admin:login"
 
 LANGUAGE_CODE = "en-us"
@@ -112,11 +130,26 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "var" / "static"
+# `collectstatic` copies every static file here; whitenoise serves them from here.
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "var" / "static")))
+# Outside DEBUG: hashed names (cached for a year by browsers) and pre-compressed copies, made by
+# `collectstatic --no-input` at deploy. With DEBUG (development, the test suite) the plain
+# storage and whitenoise's finders serve the source files, no collectstatic needed.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_AUTOREFRESH = DEBUG
 
-for _key, _value in email_config().items():
+for _key, _value in email_config(debug=DEBUG).items():
     globals()[_key] = _value
-# An SMTP server that accepts and then hangs must not hold a step past its run's lease.
+# An SMTP server that accepts and then hangs (or trickles) must not hold a step past its run's
+# lease: this bounds the whole conversation, not each read (workflows/actions/team_email.py).
 EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT_SECONDS", default=10.0)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Billflow <billflow@localhost>")
 
@@ -170,6 +203,8 @@ BILLFLOW = {
     "STEP_MAX_ATTEMPTS": env_int("BILLFLOW_STEP_MAX_ATTEMPTS", default=5, minimum=1),
     "RETRY_BASE_SECONDS": env.float("BILLFLOW_RETRY_BASE_SECONDS", default=1.0),
     "RETRY_MAX_SECONDS": env.float("BILLFLOW_RETRY_MAX_SECONDS", default=300.0),
+    # An outage (mail server or HTTP target down) is retried over at least this long in all.
+    "OUTAGE_RETRY_SECONDS": env.float("BILLFLOW_OUTAGE_RETRY_SECONDS", default=60.0),
     "LEASE_SECONDS": env_int("BILLFLOW_LEASE_SECONDS", default=60, minimum=5),
     "FOREACH_MAX_ITEMS": env_int("BILLFLOW_FOREACH_MAX_ITEMS", default=1000, minimum=1),
     # All loop iterations of one run, nested loops included (each loop has its own cap too).
@@ -183,10 +218,28 @@ BILLFLOW = {
     "HEALTH_MAX_PENDING_SECONDS": env_int("BILLFLOW_HEALTH_MAX_PENDING_SECONDS", default=300),
     "HEALTH_STUCK_GRACE_SECONDS": env_int("BILLFLOW_HEALTH_STUCK_GRACE_SECONDS", default=120),
     "HEALTH_EXPECTED_CLUSTERS": env_int("BILLFLOW_HEALTH_EXPECTED_CLUSTERS", default=1),
+    # Webhook endpoints (webhooks/, docs/api.md): a delivery without a 2xx answer is retried
+    # with exponential backoff and jitter (base doubling up to the max) for at least the window
+    # (Stripe's three days); a worker holds a delivery for the lease, past its send timeout.
+    "WEBHOOK_TIMEOUT_SECONDS": env.float("BILLFLOW_WEBHOOK_TIMEOUT_SECONDS", default=10.0),
+    "WEBHOOK_LEASE_SECONDS": env.float("BILLFLOW_WEBHOOK_LEASE_SECONDS", default=60.0),
+    "WEBHOOK_RETRY_BASE_SECONDS": env.float("BILLFLOW_WEBHOOK_RETRY_BASE_SECONDS", default=60.0),
+    "WEBHOOK_RETRY_MAX_SECONDS": env.float("BILLFLOW_WEBHOOK_RETRY_MAX_SECONDS", default=21600.0),
+    "WEBHOOK_RETRY_WINDOW_SECONDS": env.float(
+        "BILLFLOW_WEBHOOK_RETRY_WINDOW_SECONDS", default=259200.0
+    ),
 }
+# A worker still waiting for an endpoint's answer must not lose its delivery to another one.
+if BILLFLOW["WEBHOOK_TIMEOUT_SECONDS"] * 2 > BILLFLOW["WEBHOOK_LEASE_SECONDS"]:
+    raise ImproperlyConfigured(
+        "Environment variable BILLFLOW_WEBHOOK_TIMEOUT_SECONDS "
+        f"({BILLFLOW['WEBHOOK_TIMEOUT_SECONDS']:g} s) must be at most half of "
+        f"BILLFLOW_WEBHOOK_LEASE_SECONDS ({BILLFLOW['WEBHOOK_LEASE_SECONDS']:g} s)."
+    )
 
 # One attempt of an e-mail or HTTP step must end well inside its run's lease, or the sweep
-# hands the run to a second worker while the first is still waiting for an answer.
+# hands the run to a second worker while the first is still waiting for an answer. Each of
+# these bounds a whole send (connect to the last byte of the answer), not each read.
 for _name, _timeout in (
     ("BILLFLOW_HTTP_TIMEOUT_SECONDS", BILLFLOW["HTTP_TIMEOUT_SECONDS"]),
     ("EMAIL_TIMEOUT_SECONDS", EMAIL_TIMEOUT),
@@ -200,6 +253,9 @@ for _name, _timeout in (
 # Called with each billing event inside the transaction that records it (billing/events.py):
 # the workflow engine creates the event's runs there, so they commit with the event.
 BILLING_EVENT_DISPATCHER: str = "workflows.engine.dispatch.dispatch_recorded_event"
+# Dotted paths called with each billing event inside the transaction that records it, after
+# the dispatcher: outboxes whose rows must commit with the event (webhook deliveries).
+BILLING_EVENT_OUTBOXES: list[str] = ["webhooks.outbox.webhook_deliveries_record"]
 # Dotted paths called with each committed billing event's id, after commit.
 BILLING_EVENT_SUBSCRIBERS: list[str] = []
 
@@ -213,22 +269,32 @@ FAILURE_NOTIFICATIONS = {
     "SLACK_WEBHOOK_URL": env.str("FAILURE_SLACK_WEBHOOK_URL", default=""),
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+# One line per record: time, level, logger, request id (web) or run id (workers), message
+# (backoffice/logs.py; LOG_FORMAT=json for one JSON object per line).
+LOGGING = logging_config(
+    log_format=env_choice("LOG_FORMAT", ("text", "json"), default="text"),
+    level=env.str("LOG_LEVEL", default="INFO"),
     # django-q logs two lines per task at INFO; the run inspector is the record of each run.
-    "loggers": {"django-q": {"level": env.str("Q_LOG_LEVEL", default="WARNING")}},
-}
+    # axes logs every login at INFO; its warnings (failures, lockouts) are the ones that matter.
+    extra_loggers={
+        "django-q": {"level": env.str("Q_LOG_LEVEL", default="WARNING")},
+        "axes": {"level": "WARNING"},
+    },
+)
+
+# GET /metrics (backoffice/metrics.py) answers only `Authorization: Bearer <METRICS_TOKEN>`.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured("Environment variable METRICS_TOKEN must be at least 16 characters.")
 
 # --- Security (docs/security.md). Behind HTTPS (the default when DEBUG is off) cookies are
 # secure, HTTP redirects to HTTPS and browsers are told to stay on HTTPS (HSTS).
 HTTPS = env_bool("HTTPS", default=not DEBUG)
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=HTTPS)
 # Load balancers probe over plain HTTP inside the network; anonymous probes get only the status
-# and the session cookie is never sent over HTTP (docs/operations.md).
-SECURE_REDIRECT_EXEMPT = [r"^health/$"]
+# and the session cookie is never sent over HTTP; /metrics needs its bearer token
+# (docs/operations.md).
+SECURE_REDIRECT_EXEMPT = [r"^health/$", r"^metrics$"]
 # Set when a TLS-terminating proxy in front of the app sets X-Forwarded-Proto (and strips it
 # from clients); otherwise every proxied request looks like plain HTTP and redirects forever.
 if env_bool("TRUST_X_FORWARDED_PROTO", default=False):
@@ -271,10 +337,30 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "frame-ancestors 'none'",
     ]
 )
-# Admin login throttle (backoffice/security.py): per lower-cased username and client address.
-LOGIN_THROTTLE = {
-    "MAX_FAILURES": env_int("LOGIN_THROTTLE_MAX_FAILURES", default=5, minimum=1),
-    "WINDOW_SECONDS": env_int("LOGIN_THROTTLE_WINDOW_SECONDS", default=900, minimum=1),
-    "LOCKOUT_SECONDS": env_int("LOGIN_THROTTLE_LOCKOUT_SECONDS", default=900, minimum=1),
-    "TRUSTED_PROXY_HOPS": env_int("TRUSTED_PROXY_HOPS", default=0),
-}
+# Admin login lockout: django-axes, configured from the LOGIN_THROTTLE_* variables
+# (docs/security.md). Failures are counted per user name and per client address, each on its
+# own: either reaching the limit refuses further logins, even with the right password.
+_LOGIN_THROTTLE_WINDOW = env_int("LOGIN_THROTTLE_WINDOW_SECONDS", default=900, minimum=1)
+_LOGIN_THROTTLE_LOCKOUT = env_int("LOGIN_THROTTLE_LOCKOUT_SECONDS", default=900, minimum=1)
+AXES_FAILURE_LIMIT = env_int("LOGIN_THROTTLE_MAX_FAILURES", default=5, minimum=1)
+# axes has one period for both: a failure counts while it is younger than the cool-off, and a
+# lock lasts until its failures are that old. The longer of the two settings, so neither the
+# counting window nor the lockout is shorter than configured.
+AXES_COOLOFF_TIME = timedelta(seconds=max(_LOGIN_THROTTLE_WINDOW, _LOGIN_THROTTLE_LOCKOUT))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"  # shared by every web worker
+AXES_USERNAME_FORM_FIELD = "username"
+# The name as Django's login form hands it to the backends (stripped, NFKC), lower-cased: every
+# spelling that signs in as a user counts toward, and is refused by, that user's one lock.
+AXES_USERNAME_CALLABLE = "backoffice.security.login_lockout_username"
+# The client's address from TRUSTED_PROXY_HOPS (backoffice/security.py `client_ip`).
+AXES_CLIENT_IP_CALLABLE = "backoffice.security.client_ip"
+AXES_LOCKOUT_CALLABLE = "backoffice.security.login_lockout_response"
+AXES_RESET_ON_SUCCESS = True  # a successful login clears its user name's and address's count
+# A refused login does not restart the lockout: it ends a cool-off after the last real failure.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_ENABLE_ADMIN = False  # registered behind the Admin role by backoffice/admin.py instead
+# Every failure also kept in a log (capped per user name by axes) for the Admin's review.
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+AXES_VERBOSE = False
+TRUSTED_PROXY_HOPS = env_int("TRUSTED_PROXY_HOPS", default=0)

@@ -78,7 +78,8 @@ def test_an_account_manager_builds_publishes_and_activates_the_region_workflow(
     page.select_option("#id_event", "customer.created")
     page.click("#wf-create")
     page.wait_for_url(re.compile(r"/admin/workflows/\d+/$"))
-    expect(page.locator("#wf-trigger")).to_contain_text("When customer.created")
+    expect(page.locator("#wf-trigger")).to_contain_text("When Customer created")
+    expect(page.locator("#wf-trigger .wf-event-type")).to_have_text("customer.created")
     expect(page.locator("#wf-step-count")).to_have_text("0 of 12 steps")
 
     # A branch: US/CA -> North America, FR/DE/IT -> Europe, else Global.

@@ -9,6 +9,7 @@ belongs to a connected account, only that account's objects are found.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -92,6 +93,38 @@ def _record_change(ctx: ActionContext, before: dict, after: dict) -> None:
         )
 
 
+def _metadata_as_text(params: dict) -> dict:
+    """`params` with its metadata values as Stripe stores them: text.
+
+    A dynamic field keeps its value's type (`{{ run.id }}` is a number), and Stripe's
+    metadata holds only strings, which its clients send as text: a number becomes its JSON
+    text, a boolean "true" or "false", and null removes the key as "" does. An object or a
+    list has no text form; the step fails naming the key (saving refuses literal ones).
+    """
+    metadata = params.get("metadata")
+    if not isinstance(metadata, dict):
+        return params  # "" clears the map, null leaves it; anything else the service refuses
+    text: dict = {}
+    for key, value in metadata.items():
+        if value is None:
+            text[key] = ""
+        elif isinstance(value, bool):
+            text[key] = "true" if value else "false"
+        elif isinstance(value, int | float):
+            text[key] = json.dumps(value)
+        elif isinstance(value, dict | list):
+            kind = "an object" if isinstance(value, dict) else "a list"
+            raise ActionError(
+                f"Invalid metadata[{key}]: values are text, numbers or booleans, not {kind}; "
+                "reference one of its fields instead.",
+                type="parameter_invalid",
+                param=f"metadata[{key}]",
+            )
+        else:
+            text[key] = value
+    return {**params, "metadata": text}
+
+
 def _changes(params: dict, fields: tuple[str, ...]) -> dict:
     return {name: params[name] for name in fields if params.get(name) is not None}
 
@@ -150,6 +183,7 @@ def _update(
     model: type[m.StripeObject], param: str, service: str, fields: tuple[str, ...]
 ) -> Callable[[ActionContext, dict], dict]:
     def execute(ctx: ActionContext, params: dict) -> dict:
+        params = _metadata_as_text(params)
         obj = _fetch(ctx, model, params.get(param), param, to_change=True)
         changes = _changes(params, fields)
         if not changes:
@@ -192,6 +226,7 @@ def _verb(
 
 
 def _refund_create(ctx: ActionContext, params: dict) -> dict:
+    params = _metadata_as_text(params)
     charge = payment_intent = None
     if params.get("charge"):
         charge = _fetch(ctx, m.Charge, params["charge"], "charge")
@@ -291,7 +326,10 @@ def _list_output(object_type: str) -> dict:
 _METADATA = InputField(
     "metadata",
     "metadata",
-    help="Keys given are merged in; a key set to an empty string is removed.",
+    help=(
+        "Keys given are merged in; a key set to an empty string or null is removed. Values "
+        "are text: a number or boolean is stored as its text."
+    ),
 )
 
 

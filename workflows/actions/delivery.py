@@ -4,6 +4,12 @@ The engine executes a step again after a crash or a restart with the same key
 (`run/step/iteration`). A key already marked sent returns the first output and sends nothing.
 These writes are short autocommit statements of their own: the action runs outside the step's
 transaction (`Action.transactional = False`), so a sent mark survives whatever the step does next.
+
+A claim still `sending` is another attempt's send, in flight or cut short by a crash. The
+engine runs a step's action under its run's lease and holds that lease until the action
+returns (`workflows.engine.leases.lease_held`), so a claim is taken over only by the worker
+that holds the run's lease now, checked in the takeover's own statement: the claim's earlier
+owner has lost the lease, so it is gone, and a send still in flight is never doubled.
 """
 
 from __future__ import annotations
@@ -13,12 +19,14 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
+from django.db.models import Exists
 from django.utils import timezone
 
 from backoffice.inserts import insert_unless_taken
 from backoffice.updates import update_where
 from workflows.actions.registry import ActionError
-from workflows.models import Delivery
+from workflows.engine.leases import HeldLease, current_lease
+from workflows.models import Delivery, Run
 
 
 def delivery_claim(*, kind: str, idempotency_key: str, in_progress_seconds: float) -> Delivery:
@@ -44,9 +52,35 @@ def delivery_claim(*, kind: str, idempotency_key: str, in_progress_seconds: floa
             retryable=True,
         )
     # A failed send, or one whose worker died mid-send: take it over, guarded against a rival.
-    taken = Delivery.objects.filter(
+    claim = Delivery.objects.filter(
         pk=delivery.pk, status=delivery.status, claimed_at=delivery.claimed_at
-    ).update(status=Delivery.Status.SENDING, claimed_at=now, attempts=delivery.attempts + 1)
+    )
+    lease = current_lease.get()
+    if lease is not None:
+        # In the same statement: only while the run's lease is still ours. A step's worker holds
+        # its run's lease for as long as its send is in flight (`lease_held`), so a worker that
+        # holds it now knows the one that claimed the send before it is gone (killed, or its
+        # lease lost); a worker whose lease was taken over sends nothing.
+        claim = claim.filter(
+            Exists(
+                Run.objects.filter(
+                    pk=lease.run_id,
+                    lease_owner=lease.owner,
+                    status=Run.Status.RUNNING,
+                    lease_expires_at__gt=now,
+                )
+            )
+        )
+    taken = claim.update(
+        status=Delivery.Status.SENDING, claimed_at=now, attempts=delivery.attempts + 1
+    )
+    if taken != 1 and lease is not None and not _lease_alive(lease, now):
+        raise ActionError(
+            "This run's lease is no longer held by this worker, so it does not send; the "
+            "worker that holds it now does.",
+            type="lease_lost",
+            retryable=True,
+        )
     if taken != 1:
         raise ActionError(
             "Another attempt of this step claimed the send first; trying again later.",
@@ -55,6 +89,15 @@ def delivery_claim(*, kind: str, idempotency_key: str, in_progress_seconds: floa
         )
     delivery.refresh_from_db()
     return delivery
+
+
+def _lease_alive(lease: HeldLease, now) -> bool:
+    return Run.objects.filter(
+        pk=lease.run_id,
+        lease_owner=lease.owner,
+        status=Run.Status.RUNNING,
+        lease_expires_at__gt=now,
+    ).exists()
 
 
 def delivery_mark_sent(*, delivery: Delivery, output: dict, message_id: str = "") -> None:

@@ -11,6 +11,9 @@ Every request carries `Idempotency-Key` (the step's key) and `Billflow-Signature
 t=<unix time>,v1=<hex HMAC-SHA256 of "<t>." + body>` with `BILLFLOW["HTTP_SIGNING_SECRET"]`, the
 scheme Stripe uses for its webhooks, so a receiver can check both origin and freshness.
 429, 5xx, timeouts and connection errors are retryable; any other 4xx is not.
+`BILLFLOW["HTTP_TIMEOUT_SECONDS"]` bounds the whole call, not each read (`deadline.py`); a
+target that began to answer and then did not finish in time has the request, so that timeout
+is not retried (`_unfinished`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import httpx
 from django.conf import settings
 
+from workflows.actions.deadline import Deadline, httpx_trace
 from workflows.actions.delivery import delivery_send_once
 from workflows.actions.registry import Action, ActionContext, ActionError, InputField, register
 from workflows.models import Delivery
@@ -57,10 +61,42 @@ def _allow_entry(host: str, allowed_hosts: list[str]) -> str | None:
     return None
 
 
+# IPv6 prefixes whose last 32 bits are an IPv4 address a router or the host's stack may reach:
+# IPv4-compatible (::/96, deprecated), IPv4-translated (::ffff:0:0:0/96) and NAT64's well-known
+# prefix (64:ff9b::/96). IPv4-mapped, 6to4 and Teredo are read by `ipaddress` itself.
+_LAST_32_BITS_IPV4 = tuple(
+    ipaddress.ip_network(prefix) for prefix in ("::/96", "::ffff:0:0:0/96", "64:ff9b::/96")
+)
+# Local-use NAT64 (RFC 8215): the IPv4 address may sit at several places, and the prefix is
+# never global, so the whole prefix counts as internal.
+_LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """Every IPv4 address an IPv6 address carries (mapped, compatible, NAT64, 6to4, Teredo)."""
+    found: list[ipaddress.IPv4Address] = []
+    if ip.ipv4_mapped is not None:
+        found.append(ip.ipv4_mapped)
+    if ip.sixtofour is not None:
+        found.append(ip.sixtofour)
+    if ip.teredo is not None:
+        found.extend(ip.teredo)  # (server, client)
+    if any(ip in prefix for prefix in _LAST_32_BITS_IPV4):
+        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFF_FFFF))
+    return found
+
+
 def _is_internal(address: str) -> bool:
+    """Private, loopback, link-local, CGNAT, multicast or otherwise not global, in any spelling:
+    an IPv6 address that carries an IPv4 address is judged by the IPv4 rules as well."""
     ip = ipaddress.ip_address(address)
-    if ip.version == 6 and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in _LOCAL_NAT64:
+            return True
+        if any(_is_internal(str(v4)) for v4 in _embedded_ipv4(ip)):
+            return True
+        if ip.ipv4_mapped is not None:  # judged by its IPv4 address alone, as before
+            return False
     return not ip.is_global or ip.is_multicast
 
 
@@ -119,6 +155,39 @@ def _response_body(response: httpx.Response) -> object:
     return text[:BODY_LIMIT]
 
 
+def _unfinished(
+    host: str, timeout: float, answered: int | None, exc: Exception, deadline: Deadline
+) -> ActionError:
+    """The error of a POST that did not get a whole answer.
+
+    No status yet (not connected, or the target kept silent): a timeout or a connection
+    error, retryable; a retry sends the same `Idempotency-Key`, which the receiver
+    de-duplicates on. A status received and then the answer cut short (it trickled past the
+    time limit, or the connection broke): the target has the request and is acting on it, so
+    a 2xx-4xx is not sent again by itself; restarting the run sends it again, on purpose.
+    429 and 5xx stay retryable: the target said it did not act on it.
+    """
+    timed_out = isinstance(exc, httpx.TimeoutException) or deadline.expired
+    if answered is None:
+        if timed_out:
+            return ActionError(
+                f"POST to {host} timed out after {timeout:g} s.", type="timeout", retryable=True
+            )
+        return ActionError(f"POST to {host} failed: {exc}", type="connection_error", retryable=True)
+    cut = f"timed out after {timeout:g} s" if timed_out else f"was cut short ({exc})"
+    if answered == 429 or answered >= 500:
+        return ActionError(
+            f"{host} answered {answered}, and its answer {cut}.", type="http_error", retryable=True
+        )
+    return ActionError(
+        f"POST to {host} {cut}: the target answered {answered} but did not finish its "
+        "answer. It has the request, so it is not sent again by itself; restart the run to "
+        "send it again (with the same Idempotency-Key).",
+        type="timeout" if timed_out else "connection_error",
+        retryable=False,
+    )
+
+
 def http_post_send(
     *,
     url: str,
@@ -142,7 +211,17 @@ def http_post_send(
         )
     body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
     current = url
-    with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
+    # `timeout` bounds the whole call (address check, connect, send, the full answer), not
+    # each read: a target trickling its answer must not hold the step past its run's lease.
+    # httpx's timeouts are per phase, so a watchdog shuts the connection down when the time
+    # is up (deadline.py); each phase's own timeout is what is left of it.
+    deadline = Deadline(timeout)
+    trace = httpx_trace(deadline)
+
+    with (
+        deadline,
+        httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client,
+    ):
         for _hop in range(MAX_REDIRECTS + 1):
             pinned, host_header, host = _target(current, allowed_hosts)
             headers = {
@@ -154,19 +233,25 @@ def http_post_send(
                     secret=secret, timestamp=int(time.time()), body=body
                 ),
             }
-            extensions = {"sni_hostname": host} if pinned.scheme == "https" else {}
+            extensions: dict = {"trace": trace}
+            if pinned.scheme == "https":
+                extensions["sni_hostname"] = host
+            answered: int | None = None  # the status, once the target started to answer
             try:
-                response = client.post(pinned, content=body, headers=headers, extensions=extensions)
-            except httpx.TimeoutException as exc:
-                raise ActionError(
-                    f"POST to {host} timed out after {timeout:g} s.",
-                    type="timeout",
-                    retryable=True,
-                ) from exc
-            except httpx.TransportError as exc:
-                raise ActionError(
-                    f"POST to {host} failed: {exc}", type="connection_error", retryable=True
-                ) from exc
+                if deadline.expired:
+                    raise httpx.ConnectTimeout("no time left before connecting")
+                with client.stream(
+                    "POST",
+                    pinned,
+                    content=body,
+                    headers=headers,
+                    extensions=extensions,
+                    timeout=deadline.remaining(),
+                ) as response:
+                    answered = response.status_code
+                    response.read()
+            except httpx.TransportError as exc:  # timeouts included
+                raise _unfinished(host, timeout, answered, exc, deadline) from exc
             if not response.is_redirect:
                 break
             location = urljoin(current, response.headers.get("location", ""))

@@ -7,7 +7,10 @@ and the key is recorded in `Delivery`, so executing the step again after a crash
 sends nothing twice (and a mail system that sees the same Message-ID twice can drop it).
 
 SMTP trouble that may pass (connection refused, timeouts, 4xx replies) is a retryable error; a
-5xx reply is not.
+5xx reply is not. `EMAIL_TIMEOUT` bounds the whole conversation, not each read (`deadline.py`).
+A server that has the whole message and then does not answer in time (or drops the
+connection) may have accepted it: that is a `timeout` that is not retried by itself, so the
+message is not sent twice; restarting the run sends it again, with the same Message-ID.
 """
 
 from __future__ import annotations
@@ -20,10 +23,12 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
+from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.utils import timezone
 
 from backoffice.auth_backend import active_users_named
 from backoffice.roles import Role, role_of
+from workflows.actions.deadline import Deadline
 from workflows.actions.delivery import delivery_send_once
 from workflows.actions.registry import Action, ActionContext, ActionError, InputField, register
 from workflows.models import Delivery
@@ -108,6 +113,54 @@ def message_id_for(idempotency_key: str) -> str:
     return f"<billflow.{digest}@{domain}>"
 
 
+class _DeadlineBackend(SMTPBackend):
+    """Django's SMTP backend whose connection a `Deadline` watches (set `deadline` first).
+
+    Its SMTP class registers the connection's socket with the deadline as soon as it exists
+    (the greeting is read in the constructor) and notes when the message itself has been
+    handed to the server (`handed_over`): from then on the server may have accepted it."""
+
+    deadline: Deadline | None = None
+
+    @property
+    def connection_class(self):
+        deadline = self.deadline
+        base = super().connection_class
+
+        class Watched(base):
+            handed_over = False
+
+            def _get_socket(self, host, port, timeout):
+                sock = super()._get_socket(host, port, timeout)
+                if deadline is not None:
+                    # The current socket when the time is up: STARTTLS replaces it.
+                    deadline.watch(lambda: self.sock or sock)
+                return sock
+
+            def data(self, msg):
+                self.sending_data = True
+                try:
+                    return super().data(msg)
+                finally:
+                    self.sending_data = False
+
+            def send(self, s):
+                super().send(s)
+                # In DATA, anything after the command itself is the message (ending "."):
+                # once it is out, the server may accept it whether or not we hear the reply.
+                if getattr(self, "sending_data", False) and s != "data\r\n":
+                    self.handed_over = True
+
+        return Watched
+
+
+def _handed_over(connection: object) -> bool:
+    smtp = getattr(connection, "connection", None) or getattr(
+        connection, "_partial_connection", None
+    )
+    return bool(getattr(smtp, "handed_over", False))
+
+
 def _smtp_error(exc: Exception) -> ActionError:
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         codes = [code for code, _ in exc.recipients.values()]
@@ -148,12 +201,39 @@ def _send(*, ctx: ActionContext, preview: dict, addresses: list[str], connection
         headers=headers,
         connection=connection,
     )
+    # Set by `email_send_once` on the SMTP backend: the conversation's total time limit.
+    deadline: Deadline | None = getattr(connection, "deadline", None)
     try:
         # Opened here, so sending leaves it open: the caller says goodbye to the server only
         # once the send is recorded (see `execute`).
         connection.open()
         message.send()
     except (smtplib.SMTPException, OSError) as exc:
+        answered = isinstance(exc, smtplib.SMTPResponseException)
+        expired = deadline is not None and deadline.expired
+        limit = deadline.seconds if deadline is not None else float(connection.timeout or 0)
+        if _handed_over(connection) and not answered:
+            # The whole message is with the server and its answer never came: it may have
+            # accepted it. Sending again would likely deliver a second copy.
+            cut = (
+                f"did not answer within {limit:g} s"
+                if expired or isinstance(exc, TimeoutError) or "timed out" in str(exc)
+                else f"dropped the connection ({exc})"
+            )
+            raise ActionError(
+                f"The mail server {cut} after the whole message was sent; it may have "
+                "accepted it, so it is not sent again by itself. Restart the run to send it "
+                "again (with the same Message-ID).",
+                type="timeout",
+                retryable=False,
+            ) from exc
+        if expired:
+            raise ActionError(
+                f"Could not send the e-mail: the mail server did not finish within "
+                f"{limit:g} s ({type(exc).__name__}: {exc}).",
+                type="email_error",
+                retryable=True,
+            ) from exc
         raise _smtp_error(exc) from exc
     return {
         "message_id": message_id,
@@ -176,23 +256,35 @@ def execute(ctx: ActionContext, params: dict) -> dict:
 def email_send_once(*, ctx: ActionContext, preview: dict, addresses: list[str]) -> dict:
     """Send `preview` to `addresses` once per step key (the delivery record, delivery.py)."""
     timeout = getattr(settings, "EMAIL_TIMEOUT", None) or DEFAULT_SMTP_TIMEOUT
-    connection = get_connection(fail_silently=False, timeout=timeout)
-    try:
-        return delivery_send_once(
-            kind=Delivery.Kind.EMAIL,
-            idempotency_key=ctx.idempotency_key,
-            in_progress_seconds=float(timeout) * 2,
-            send=lambda: _send(
-                ctx=ctx, preview=preview, addresses=addresses, connection=connection
-            ),
-        )
-    finally:
-        # QUIT only after the delivery is marked sent: a worker killed between the server's
-        # acceptance and that mark is the one way a second copy can go out (with the same
-        # Message-ID), and the server's answer to QUIT no longer widens that window. The
-        # message is out by then, so a failed goodbye is not the step's failure.
-        with contextlib.suppress(smtplib.SMTPException, OSError):
-            connection.close()
+    backend = None
+    if settings.EMAIL_BACKEND == "django.core.mail.backends.smtp.EmailBackend":
+        # The same backend, with the whole conversation bounded by `timeout` (not each read).
+        backend = f"{__name__}._DeadlineBackend"
+    connection = get_connection(backend=backend, fail_silently=False, timeout=timeout)
+    # One time limit for the whole conversation, greeting to goodbye (other backends open no
+    # socket to watch).
+    watching: contextlib.AbstractContextManager = contextlib.nullcontext()
+    if isinstance(connection, _DeadlineBackend):
+        connection.deadline = Deadline(float(timeout))
+        watching = connection.deadline
+    with watching:
+        try:
+            return delivery_send_once(
+                kind=Delivery.Kind.EMAIL,
+                idempotency_key=ctx.idempotency_key,
+                in_progress_seconds=float(timeout) * 2,
+                send=lambda: _send(
+                    ctx=ctx, preview=preview, addresses=addresses, connection=connection
+                ),
+            )
+        finally:
+            # QUIT only after the delivery is marked sent: a worker killed between the
+            # server's acceptance and that mark is the one way a second copy can go out (with
+            # the same Message-ID), and the server's answer to QUIT no longer widens that
+            # window. The message is out by then, so a failed goodbye (or one the time limit
+            # cuts short) is not the step's failure.
+            with contextlib.suppress(smtplib.SMTPException, OSError):
+                connection.close()
 
 
 def validate_params(params: dict) -> list[tuple[str, str]]:

@@ -21,7 +21,8 @@ Semantics an operator can rely on:
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import Any, NamedTuple
 
 from workflows.engine.templating import TemplateError, parse_path, resolve
 
@@ -44,6 +45,39 @@ OPERATORS = (
 # Operators that take no `value`.
 UNARY_OPERATORS = frozenset({"exists", "not_exists", "changed"})
 OBJECT_PREFIX = "trigger.data.object."
+
+
+class OperatorWords(NamedTuple):
+    holds: str  # what the operator says: "amount is greater than 100"
+    fails: str  # what a false leaf says: "amount 150 is not greater than 1000"
+
+
+# The one vocabulary for the operators: the builder's condition editor lists `holds`, the
+# canvas card reads "<field> <holds> <value>", and `explain` says "<field> <actual> <fails>
+# <expected>". Each phrase reads between a field and a value, so the three agree word for word.
+OPERATOR_WORDS: dict[str, OperatorWords] = {
+    "eq": OperatorWords("is equal to", "is not equal to"),
+    "ne": OperatorWords("is not equal to", "is equal to"),
+    "gt": OperatorWords("is greater than", "is not greater than"),
+    "gte": OperatorWords("is at least", "is not at least"),
+    "lt": OperatorWords("is less than", "is not less than"),
+    "lte": OperatorWords("is at most", "is not at most"),
+    "in": OperatorWords("is one of", "is not one of"),
+    "not_in": OperatorWords("is not one of", "is one of"),
+    "contains": OperatorWords("contains", "does not contain"),
+    "not_contains": OperatorWords("does not contain", "contains"),
+    "starts_with": OperatorWords("starts with", "does not start with"),
+    "exists": OperatorWords("is set", "is not set"),
+    "not_exists": OperatorWords("is not set", "is set"),
+    "changed": OperatorWords("changed", "did not change"),
+}
+
+
+def operator_words(op: Any) -> str:
+    """What the operator says ("is greater than"); an unknown one is shown as written."""
+    words = OPERATOR_WORDS.get(op) if isinstance(op, str) else None
+    return words.holds if words else str(op)
+
 
 _MISSING = object()
 
@@ -210,3 +244,67 @@ def condition_fields(condition: dict | None) -> list[str]:
 
     walk(condition)
     return fields
+
+
+def _shown(value: Any) -> str:
+    """A value as the operator wrote it: numbers plain, strings quoted (JSON)."""
+    try:
+        return json.dumps(value, default=str)
+    except ValueError:
+        return repr(value)
+
+
+def _field_name(field: str) -> str:
+    # Trigger conditions read the event's object: "amount" reads better than its full path.
+    return field[len(OBJECT_PREFIX) :] if field.startswith(OBJECT_PREFIX) else field
+
+
+def _explain_leaf(condition: dict, context: dict) -> str:
+    field = condition.get("field", "")
+    name = _field_name(field)
+    op = condition.get("op")
+    if op == "changed":
+        return f"{name} {OPERATOR_WORDS['changed'].fails} in this event"
+    actual = _field_value(field, context)
+    if op == "exists":
+        return f"{name} is missing" if actual is _MISSING else f"{name} is null"
+    if op == "not_exists":
+        return f"{name} exists ({_shown(actual)})"
+    if actual is _MISSING:
+        return f"{name} is missing (a missing field satisfies no comparison)"
+    expected = condition.get("value")
+    if isinstance(expected, str | list) and "{{" in str(expected):
+        try:
+            expected = resolve(expected, context)
+        except TemplateError as exc:
+            return f"{name}: its value {_shown(condition.get('value'))} does not resolve ({exc})"
+    words = OPERATOR_WORDS.get(op) if isinstance(op, str) else None
+    fails = words.fails if words else str(op)
+    sentence = f"{name} {_shown(actual)} {fails} {_shown(expected)}"
+    if op in {"eq", "gt", "gte", "lt", "lte"} and not _same_kind(actual, expected):
+        sentence += " (values of different kinds never compare)"
+    return sentence
+
+
+def explain(condition: dict | None, context: dict) -> str | None:
+    """Why `context` does not satisfy the tree, as a sentence naming the field, the operator
+    and both values ("amount 150000 is not greater than 999999999"); None when it does.
+
+    In an `all` group the first false condition is the reason; in an `any` group every one
+    was false, so each is named. Raises ValueError on a malformed tree, as `evaluate` does.
+    """
+    if evaluate(condition, context):
+        return None
+    assert condition is not None  # None is true
+    if isinstance(condition.get("all"), list):
+        for child in condition["all"]:
+            reason = explain(child, context)
+            if reason is not None:
+                return reason
+    if isinstance(condition.get("any"), list):
+        reasons = [explain(child, context) for child in condition["any"]]
+        reasons = [r for r in reasons if r]
+        if not reasons:
+            return "no condition of an 'any' group is set, so it is false"
+        return reasons[0] if len(reasons) == 1 else "none holds: " + "; ".join(reasons)
+    return _explain_leaf(condition, context)

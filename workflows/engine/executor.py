@@ -6,6 +6,11 @@ after its worker died, and a restarted run: a step with a succeeded StepRun is n
 again, its recorded output (or branch, or loop items) is put back into the context, so the
 rest of the run sees exactly what the first execution saw.
 
+What the steps mean (conditions, branches, loops and their caps, dynamic fields, the order of
+the steps) is decided by the walk in `walk.py`, which the builder's test run drives too; this
+module is the walk's policy for real runs (`_Execution`): records, the lease, transactions,
+retries and replay.
+
 Per action step there are two writes of our own around the action (`records.py`):
 
 1. start: one autocommit statement counts the attempt, committed before the action runs, so a
@@ -20,6 +25,10 @@ Per action step there are two writes of our own around the action (`records.py`)
    not at all, so a database effect happens exactly once. Actions that talk to the outside
    world (`transactional = False`: e-mail, HTTP) run outside any transaction and rely on their
    own delivery record for "once"; their success mark is one fenced autocommit statement.
+   While such an action runs, the lease is held (`leases.lease_held`): the start left at
+   least three quarters of it, a send's own time limit is at most half of it, and a heartbeat
+   renews it for whatever that limit cannot cut short, so no second worker is handed the run
+   while the send is in flight.
 
 Retryable failures are retried with exponential backoff and jitter. A failed attempt is
 recorded under the fence, renewing the lease. A retry due within `INLINE_RETRY_SECONDS` (and
@@ -36,8 +45,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NoReturn
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -45,23 +54,23 @@ from backoffice.writebehind import deferred_writes
 from billing.errors import ProviderError
 from billing.events import event_cause
 from billing.provider import use_up_fault_after_rollback
-from workflows.actions import registry
-from workflows.actions.registry import Action, ActionContext, ActionError, StepSkipped
+from workflows.actions.registry import Action, ActionContext, StepSkipped
 from workflows.definitions import shared_definition
 from workflows.engine import active_set
-from workflows.engine.conditions import evaluate
 from workflows.engine.faults import fault_point
 from workflows.engine.leases import (
     lease_claim,
     lease_defer,
     lease_fence,
     lease_finish,
+    lease_held,
     lease_seconds,
     worker_id,
 )
 from workflows.engine.records import Fence, records_write
 from workflows.engine.retry import error_details, retry_delay, step_max_attempts
 from workflows.engine.templating import resolve
+from workflows.engine.walk import Walk, Work
 from workflows.models import Run, StepRun
 from workflows.notifications import notify_run_failed
 
@@ -105,8 +114,6 @@ class _Execution:
     # The cause chain events recorded by our steps carry: the run's own chain plus this run.
     chain: list
     account: object = None
-    # Loop iterations this execution has walked, nested loops included (see _check_total).
-    iterations: int = 0
     # When the lease was last renewed (time.monotonic()), and the path the run row holds
     # (None: unknown), so a step's start writes the row only when something changed.
     renewed_at: float = 0.0
@@ -115,6 +122,32 @@ class _Execution:
     pending: list[StepRun] = field(default_factory=list)
     # The signature of the environment's active workflows the current step started with.
     active_workflows: str | None = None
+
+    # --- the walk's policy (walk.py): records under the lease, one transaction per step ---
+
+    def replayed(self, step_id: str, iteration: str) -> StepRun | None:
+        rec = self.records.get((step_id, iteration))
+        # A skipped step (a system step turned off) is done too: a restart does not run it again.
+        return rec if rec is not None and rec.status in _DONE else None
+
+    def decided(self, step_id: str, iteration: str, output: dict, branch: str) -> None:
+        _record_decision(self, step_id, iteration, output, branch)
+
+    def act(
+        self, step_id: str, iteration: str, template: object, work: Work, action: Action | None
+    ) -> dict:
+        return _attempts(self, step_id, iteration, template, work, action)
+
+    def fail(self, step_id: str, iteration: str, details: dict) -> NoReturn:
+        rec = _start_attempt(self, step_id, iteration)
+        _fail_step(self, rec, details, None)
+
+    def stop(self, step: dict, iteration: str, reason: str) -> NoReturn:
+        _finish(self, Run.Status.SUCCEEDED, stop_reason=reason)
+        raise _Ended
+
+
+_DONE = (StepRun.Status.SUCCEEDED, StepRun.Status.SKIPPED)
 
 
 def step_idempotency_key(run_id: int, step_id: str, iteration: str) -> str:
@@ -154,211 +187,14 @@ def run_execute(*, run_id: int, owner: str | None = None) -> str:
         saved_path=[] if first_claim else None,
     )
     try:
-        _walk(ex, shared_definition(run.version)["steps"], "")
+        # The walk appends its decisions to `ex.path`, which the lease writes save.
+        Walk(ex, ex.context, ex.path).steps(shared_definition(run.version)["steps"], "")
         finished = _finish(ex, Run.Status.SUCCEEDED)
     except _Ended:
         finished = False
     if finished:
         return Run.Status.SUCCEEDED
     return Run.objects.filter(pk=run_id).values_list("status", flat=True).first() or ""
-
-
-def _walk(ex: _Execution, steps: list[dict], iteration: str) -> None:
-    for step in steps:
-        kind = step.get("type")
-        if kind == "action":
-            _action_step(ex, step, iteration)
-        elif kind == "condition":
-            _condition_step(ex, step, iteration)
-        elif kind == "branch":
-            _branch_step(ex, step, iteration)
-        elif kind == "foreach":
-            _foreach_step(ex, step, iteration)
-        else:
-            rec = _start_attempt(ex, step["id"], iteration)
-            _fail_step(
-                ex,
-                rec,
-                {"type": "definition_error", "message": f"Unknown step type {kind!r}."},
-                None,
-            )
-
-
-def _succeeded(ex: _Execution, step_id: str, iteration: str) -> StepRun | None:
-    rec = ex.records.get((step_id, iteration))
-    # A skipped step (a system step turned off) is done too: a restart does not run it again.
-    done = (StepRun.Status.SUCCEEDED, StepRun.Status.SKIPPED)
-    return rec if rec is not None and rec.status in done else None
-
-
-def _set_output(ex: _Execution, step_id: str, output: object) -> None:
-    # Inside a loop this overwrites the previous iteration's: references see the current one.
-    ex.context["steps"][step_id] = {"output": output}
-
-
-# --- step kinds -----------------------------------------------------------------------------
-
-
-def _action_step(ex: _Execution, step: dict, iteration: str) -> None:
-    done = _succeeded(ex, step["id"], iteration)
-    if done is not None:
-        _set_output(ex, step["id"], done.output)
-        return
-    action = registry.get(step.get("action", ""))
-    if action is None:
-        rec = _start_attempt(ex, step["id"], iteration)
-        message = f"Step '{step['id']}' uses unknown action {step.get('action')!r}."
-        _fail_step(ex, rec, {"type": "definition_error", "message": message}, None)
-    output = _attempts(
-        ex,
-        step["id"],
-        iteration,
-        step.get("params") or {},
-        lambda ctx, params: action.execute(ctx, params),
-        action,
-    )
-    _set_output(ex, step["id"], output)
-
-
-def _condition_step(ex: _Execution, step: dict, iteration: str) -> None:
-    done = _succeeded(ex, step["id"], iteration)
-    if done is not None:
-        result = bool((done.output or {}).get("result"))
-    else:
-        try:
-            result = evaluate(step.get("condition"), ex.context)
-        except Exception as exc:  # a condition that cannot be evaluated fails its step
-            rec = _start_attempt(ex, step["id"], iteration)
-            _fail_step(ex, rec, error_details(exc), None)
-        _record_decision(ex, step["id"], iteration, {"result": result}, "")
-    ex.path.append({"step": step["id"], "iteration": iteration, "result": result})
-    _set_output(ex, step["id"], {"result": result})
-    if not result:
-        reason = f"Condition step '{step['id']}' was false; the steps after it were not run."
-        _finish(ex, Run.Status.SUCCEEDED, stop_reason=reason)
-        raise _Ended
-
-
-def _branch_step(ex: _Execution, step: dict, iteration: str) -> None:
-    paths = step.get("paths") or []
-    done = _succeeded(ex, step["id"], iteration)
-    if done is not None:
-        index = (done.output or {}).get("index")
-    else:
-        index = None
-        try:
-            for position, path in enumerate(paths):
-                if path.get("when") is None or evaluate(path["when"], ex.context):
-                    index = position
-                    break
-        except Exception as exc:
-            rec = _start_attempt(ex, step["id"], iteration)
-            _fail_step(ex, rec, error_details(exc), None)
-        name = paths[index].get("name", "") if index is not None else ""
-        output = {"index": index, "path": name if index is not None else None}
-        _record_decision(ex, step["id"], iteration, output, name)
-    chosen = paths[index] if index is not None else None
-    ex.path.append(
-        {
-            "step": step["id"],
-            "iteration": iteration,
-            "branch": chosen.get("name") if chosen else None,
-        }
-    )
-    _set_output(ex, step["id"], {"index": index, "path": chosen.get("name") if chosen else None})
-    if chosen is not None:
-        _walk(ex, chosen.get("steps") or [], iteration)
-
-
-def _foreach_step(ex: _Execution, step: dict, iteration: str) -> None:
-    done = _succeeded(ex, step["id"], iteration)
-    if done is not None:
-        items = (done.output or {}).get("items") or []
-    else:
-        cap = int(step.get("max_items") or settings.BILLFLOW["FOREACH_MAX_ITEMS"])
-        if step.get("action"):
-            action = registry.get(step["action"])
-            if action is None:
-                rec = _start_attempt(ex, step["id"], iteration)
-                message = f"Step '{step['id']}' uses unknown action {step['action']!r}."
-                _fail_step(ex, rec, {"type": "definition_error", "message": message}, None)
-
-            def gather(ctx: ActionContext, params: dict) -> dict:
-                items = _page_through(step["id"], action, ctx, params, cap)
-                _check_total(ex, step["id"], len(items))
-                return {"items": items, "count": len(items)}
-
-            template: object = step.get("params") or {}
-        else:
-            action = None
-
-            def gather(ctx: ActionContext, params: object) -> dict:
-                items = _check_items(step["id"], params, cap)
-                _check_total(ex, step["id"], len(items))
-                return {"items": items, "count": len(items)}
-
-            template = step.get("items")
-        output = _attempts(ex, step["id"], iteration, template, gather, action)
-        items = output["items"]
-    ex.iterations += len(items)
-    _set_output(ex, step["id"], {"items": items, "count": len(items)})
-    outer_item = ex.context.get("item")
-    try:
-        for index, item in enumerate(items):
-            ex.context["item"] = item
-            _walk(ex, step.get("steps") or [], f"{iteration}.{index}" if iteration else str(index))
-    finally:
-        if outer_item is None:
-            ex.context.pop("item", None)
-        else:
-            ex.context["item"] = outer_item
-
-
-def _check_total(ex: _Execution, step_id: str, count: int) -> None:
-    """Nested loops multiply: each loop is capped, and so is the run's total of iterations."""
-    limit = settings.BILLFLOW["RUN_MAX_ITERATIONS"]
-    if ex.iterations + count > limit:
-        raise ActionError(
-            f"Loop '{step_id}' would bring this run to {ex.iterations + count} loop iterations, "
-            f"more than the run's limit of {limit}; narrow the lists or split the workflow.",
-            type="run_iteration_cap",
-        )
-
-
-def _check_items(step_id: str, items: object, cap: int) -> list:
-    if not isinstance(items, list):
-        raise ActionError(
-            f"Loop '{step_id}' needs a list of items; its items resolved to "
-            f"{type(items).__name__}.",
-            type="foreach_items",
-        )
-    if len(items) > cap:
-        raise ActionError(
-            f"Loop '{step_id}' has {len(items)} items, more than its cap of {cap}; "
-            "raise max_items or narrow the list.",
-            type="foreach_cap",
-        )
-    return items
-
-
-def _page_through(step_id: str, action: Action, ctx: ActionContext, params: dict, cap: int) -> list:
-    """All items of a list action, page by page (`starting_after`), failing above the cap."""
-    items: list = []
-    request = dict(params)
-    while True:
-        page = action.execute(ctx, request) or {}
-        data = page.get("data") or []
-        items.extend(data)
-        if len(items) > cap:
-            raise ActionError(
-                f"Loop '{step_id}' found more than {cap} items (its cap); "
-                "raise max_items or narrow the list.",
-                type="foreach_cap",
-            )
-        if not page.get("has_more") or not data:
-            return items
-        last = data[-1]
-        request = {**params, "starting_after": last.get("id") if isinstance(last, dict) else last}
 
 
 # --- transactions ---------------------------------------------------------------------------
@@ -398,6 +234,7 @@ def _attempts(
                 # Writes no one waits for go with the next statement (writebehind.py).
                 with transaction.atomic(), deferred_writes():
                     with (
+                        lease_held(run_id=run.pk, owner=ex.owner, heartbeat=False),
                         event_cause(run_id=run.pk, chain=ex.chain),
                         active_set.seen(run.environment_id, ex.active_workflows),
                     ):
@@ -406,8 +243,13 @@ def _attempts(
                     done = _mark_succeeded(ex, rec, params, output, ctx)
             else:
                 # E-mail and HTTP: no database effect to commit with the step, and no lock
-                # held across I/O; the action's own delivery record makes the send once.
-                with event_cause(run_id=run.pk, chain=ex.chain):
+                # held across I/O; the action's own delivery record makes the send once. The
+                # lease is held while the action runs (a heartbeat), so the run is never handed
+                # to a second worker while this send is in flight (leases.lease_held).
+                with (
+                    lease_held(run_id=run.pk, owner=ex.owner, heartbeat=True),
+                    event_cause(run_id=run.pk, chain=ex.chain),
+                ):
                     output = work(ctx, params)
                 fault_point("after_effect", **where)
                 done = _mark_succeeded(ex, rec, params, output, ctx)
@@ -428,7 +270,7 @@ def _attempts(
             if details["retryable"]:
                 details["message"] += f" (gave up after {rec.attempts} attempts)"
             _fail_step(ex, rec, details, params)
-        delay = retry_delay(rec.attempts)
+        delay = retry_delay(rec.attempts, details)
         due = timezone.now() + timedelta(seconds=delay)
         # Inline only while the renewed lease outlasts the wait with room for the next attempt;
         # otherwise the sweep could hand the run to another worker while this one sleeps.

@@ -9,15 +9,20 @@ commit a step after the new owner claimed the run.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
+import logging
 import os
 import socket
+import threading
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, connections
 from django.utils import timezone
 
 from backoffice.commits import NO_WAIT_CTE, commit_without_waiting
@@ -182,3 +187,70 @@ def lease_finish(
         )
         == 1
     )
+
+
+# --- the lease held while an action runs --------------------------------------------------------
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class HeldLease:
+    run_id: int
+    owner: str
+
+
+# The lease the current action runs under; `delivery_claim` takes over a send only while it is
+# still ours (workflows/actions/delivery.py).
+current_lease: contextvars.ContextVar[HeldLease | None] = contextvars.ContextVar(
+    "current_lease", default=None
+)
+
+
+@contextlib.contextmanager
+def lease_held(*, run_id: int, owner: str, heartbeat: bool) -> Iterator[None]:
+    """Run an action under the lease of run `run_id`, and keep holding the lease meanwhile.
+
+    A send's own time limit (`HTTP_TIMEOUT_SECONDS`, `EMAIL_TIMEOUT_SECONDS`, at most half the
+    lease) and the lease renewed at the step's start (at least three quarters left) already end
+    an e-mail or HTTP call before the lease can expire. The heartbeat covers what such a limit
+    cannot interrupt: a DNS lookup, a custom action without a limit of its own, a starved CPU.
+    Every `LEASE_SECONDS / 3` it renews the lease (fenced: only while it is still ours and the
+    run runs) from a thread with its own database connection, which it opens only if the action
+    lasts that long, and closes. So a run is taken over only when its worker is gone, never
+    while its action is still in flight; django-q's task timeout still ends a worker stuck for
+    good, and then the lease runs out.
+    """
+    token = current_lease.set(HeldLease(run_id=run_id, owner=owner))
+    stop = threading.Event()
+    beat = None
+    if heartbeat:
+        beat = threading.Thread(
+            target=_heartbeat,
+            args=(run_id, owner, stop, lease_seconds() / 3),
+            name=f"lease-heartbeat-{run_id}",
+            daemon=True,
+        )
+        beat.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        current_lease.reset(token)
+        # Not joined: a renewal blocked on a lock must not hold the step; the thread ends on
+        # its own, and a renewal after the action ended is harmless (fenced, and the next write
+        # of this worker renews or ends the lease anyway).
+
+
+def _heartbeat(run_id: int, owner: str, stop: threading.Event, every: float) -> None:
+    try:
+        while not stop.wait(every):
+            try:
+                if not lease_fence(run_id=run_id, owner=owner):
+                    return  # canceled, or no longer ours: nothing more to hold
+            except Exception:
+                # A renewal that failed (the database away) is tried again at the next beat,
+                # which still comes before the lease runs out.
+                logger.warning("lease renewal of run %s failed", run_id, exc_info=True)
+    finally:
+        connections.close_all()  # this thread's connections only (opened only if it renewed)
