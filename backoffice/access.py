@@ -30,9 +30,9 @@ from backoffice.roles import can
 from billing.errors import NotFoundError
 from webhooks import selectors as webhook_selectors
 from webhooks.models import WebhookEndpoint
+from workflows.inspector.selectors import run_for_environment
 from workflows.models import Run, Workflow
-from workflows.selectors import run_for_environment
-from workflows.system import BY_KEY, SystemWorkflow, system_workflows_for
+from workflows.system.catalogue import BY_KEY, SystemWorkflow, system_workflows_for
 
 View = Callable[..., HttpResponse]
 

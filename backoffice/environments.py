@@ -11,8 +11,8 @@ def live_environment() -> Environment:
     env, created = Environment.objects.get_or_create(
         slug="live", defaults={"name": "Live", "kind": Environment.Kind.LIVE}
     )
-    if created:  # every environment runs the system workflows (workflows/system.py)
-        from workflows.system import system_workflows_install
+    if created:  # every environment runs the system workflows (workflows/system/catalogue.py)
+        from workflows.system.catalogue import system_workflows_install
 
         system_workflows_install(environment=env)
     return env
@@ -38,8 +38,8 @@ def switch_environment(session, env: Environment) -> None:
 
 def sandbox_create(*, name: str, slug: str) -> Environment:
     """A new, empty sandbox. Its data starts empty: nothing is copied from live, but it gets
-    the system workflows (workflows/system.py), like every environment."""
-    from workflows.system import system_workflows_install
+    the system workflows (workflows/system/catalogue.py), like every environment."""
+    from workflows.system.catalogue import system_workflows_install
 
     env = Environment.objects.create(name=name, slug=slug, kind=Environment.Kind.SANDBOX)
     system_workflows_install(environment=env)

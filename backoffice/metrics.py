@@ -6,9 +6,9 @@ are operational detail for monitoring, not a page for people (they have `/health
 run dashboard). The path is exempt from the HTTPS redirect like `/health/`, so a scraper
 inside the network can reach a web host directly.
 
-Health figures are read from `workflows.health.health_report()` at each scrape, the same report
-as `/health/` and `manage.py health`. Request metrics (`billflow_http_*`) are counted by
-`RequestMetricsMiddleware` per process; under gunicorn, gunicorn.conf.py points
+Health figures are read from `workflows.operations.health.health_report()` at each scrape,
+the same report as `/health/` and `manage.py health`. Request metrics (`billflow_http_*`) are
+counted by `RequestMetricsMiddleware` per process; under gunicorn, gunicorn.conf.py points
 `PROMETHEUS_MULTIPROC_DIR` at a directory the workers share, so any worker answers for all.
 """
 
@@ -81,7 +81,7 @@ class HealthCollector:
     """The health report's figures as gauges, computed when scraped."""
 
     def collect(self) -> Iterator[Metric]:
-        from workflows.health import health_report
+        from workflows.operations.health import health_report
 
         try:
             report = health_report()

@@ -79,7 +79,7 @@ class BillingAdmin(ScopedModelAdmin):
     ):
         # "Why was this invoice voided?": the runs that changed this object or were triggered
         # by an event about it (templates/admin/billing/change_form.html draws them).
-        from workflows.selectors import runs_touching
+        from workflows.inspector.selectors import runs_touching
 
         extra = dict(extra_context or {})
         if self.model is not Event and can(request.user, "runs.view"):

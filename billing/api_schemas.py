@@ -3,7 +3,7 @@ document, and the one Stripe list envelope (`StripeList[T]`) every list answers 
 
 The snapshots stay the single source of the JSON; these types describe it. They allow fields
 they do not name (`extra="allow"`), so a field added to a snapshot reaches clients at once
-instead of being dropped, and tests/test_hostile_api_schema.py checks answers against them.
+instead of being dropped, and tests/security/test_hostile_api_schema.py checks answers against them.
 A field that names another object is `Expandable`: an id, or the object when `expand` asks.
 """
 

@@ -5,7 +5,8 @@ timestamps are unix seconds, foreign keys are ids, choice fields are `str` (not 
 enum members), nested collections are Stripe lists (`{"object": "list", "data": [...]}`). The
 dispatcher matches trigger conditions on this dict in the transaction that records the event,
 so a difference from the stored JSON would make a workflow match differently than the run,
-the inspector and the API see it (tests/test_event_representation.py checks every event type).
+the inspector and the API see it (tests/engine/test_event_representation.py checks every
+event type).
 """
 
 from __future__ import annotations

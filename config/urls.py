@@ -4,7 +4,7 @@ from django.urls import include, path, re_path
 from backoffice.metrics import metrics
 from config.api import api
 from config.api_support import api_urls, unknown_route
-from workflows.views_health import health
+from workflows.operations.views import health
 
 urlpatterns = [
     path("", include("backoffice.urls")),
@@ -13,11 +13,11 @@ urlpatterns = [
     # Prometheus metrics, for a scraper holding METRICS_TOKEN (docs/operations.md).
     path("metrics", metrics, name="metrics"),
     # The run inspector lives inside the admin's URL space, before the admin's catch-all.
-    path("admin/runs/", include("workflows.urls_runs")),
+    path("admin/runs/", include("workflows.inspector.urls")),
     # The visual builder, likewise inside the admin's layout and before its catch-all.
-    path("admin/workflows/", include("workflows.urls")),
+    path("admin/workflows/", include("workflows.builder.urls")),
     # System workflow settings (wording, recipients, steps on or off), likewise.
-    path("admin/system-workflows/", include("workflows.urls_system")),
+    path("admin/system-workflows/", include("workflows.system.urls")),
     # Webhook endpoints and their delivery log, likewise.
     path("admin/webhooks/", include("webhooks.urls")),
     path("admin/", admin.site.urls),

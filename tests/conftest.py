@@ -12,6 +12,7 @@ import pytest
 from django.db import connection
 
 from tests import factories
+from workflows.actions import registry
 
 # Real local servers for e-mail and HTTP tests (fixtures: smtp_server, smtp_settings, http_server).
 pytest_plugins = ["tests.smtp", "tests.httpserver", "tests.webhook_receiver"]
@@ -32,39 +33,78 @@ def _postgres_marker(request) -> None:
 
 @pytest.fixture
 def live(db):
-    return factories.environment("live")
+    return factories.EnvironmentFactory(slug="live")
 
 
 @pytest.fixture
 def sandbox(db):
-    return factories.environment("sandbox")
+    return factories.EnvironmentFactory(slug="sandbox")
 
 
 @pytest.fixture
 def alice(db):
-    return factories.user("alice", "Admin")
+    return factories.UserFactory(username="alice", role="Admin")
 
 
 @pytest.fixture
 def dave(db):
-    return factories.user("dave", "Developer")
+    return factories.UserFactory(username="dave", role="Developer")
 
 
 @pytest.fixture
 def mona(db):
-    return factories.user("mona", "Account Manager")
+    return factories.UserFactory(username="mona", role="Account Manager")
 
 
 @pytest.fixture
 def sam(db):
-    return factories.user("sam", "Customer Support")
+    return factories.UserFactory(username="sam", role="Customer Support")
 
 
 @pytest.fixture
 def vic(db):
-    return factories.user("vic", "Viewer")
+    return factories.UserFactory(username="vic", role="Viewer")
 
 
 @pytest.fixture
 def olga(db):
-    return factories.user("olga", None)
+    return factories.UserFactory(username="olga")
+
+
+@pytest.fixture
+def cast(alice, dave, mona, sam, vic, olga) -> dict:
+    """The whole cast by user name, for tests that walk every role."""
+    return {u.username: u for u in (alice, dave, mona, sam, vic, olga)}
+
+
+# --- workflows shared by several folders --------------------------------------------------------
+
+
+@pytest.fixture
+def flaky():
+    """The `tests.flaky` action (factories.flaky_action), failing until the test sets
+    `flaky["fail"] = False`; unregistered afterwards so no other test sees it."""
+    state = {"fail": True, "message": "Ledger said no: account frozen."}
+    factories.flaky_action(state)
+    yield state
+    registry.unregister("tests.flaky")
+
+
+@pytest.fixture
+def flaky_workflow(live, alice, flaky):
+    """The active "Ledger sync" workflow: tag the customer, then the flaky step."""
+    return factories.WorkflowFactory(
+        environment=live, definition=factories.flaky_definition(), created_by=alice
+    )
+
+
+@pytest.fixture
+def region_workflow(live, alice):
+    """The seed's region workflow, published and active in live."""
+    return factories.WorkflowFactory(environment=live, created_by=alice)
+
+
+@pytest.fixture
+def region_draft(live, mona):
+    """The region workflow as Mona created it: a draft, never published."""
+    return factories.WorkflowFactory(environment=live, created_by=mona, publish=False)

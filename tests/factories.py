@@ -1,72 +1,231 @@
-"""Test data builders. Billing objects are made through the services, like everywhere else."""
+"""Test data factories (factory-boy) that create through the services, like everywhere else.
+
+Each factory is a plain `factory.Factory` whose `_create` calls the service that the app itself
+uses (`billing.services.customer_create`, `workflows.services.workflow_create`, ...), never
+`Model.objects.create`: the object comes with the events, versions and checks the service adds.
+Factory-boy supplies the defaults (a Sequence for e-mails and names, a SubFactory for a related
+object), so a test names only what it is about:
+
+    CustomerFactory(environment=live, email="ana@example.com")
+    SubscriptionFactory(customer__environment=live)   # a customer and a price of its own
+    WorkflowFactory(environment=live, definition=..., created_by=alice)   # published, active
+
+The functions below the factories (`customer(live, ...)`, `price(live, ...)`, ...) are the older
+call style, kept because hundreds of tests read that way; they are thin calls of the factories.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+import factory
 from django.contrib.auth.models import Group, User
 
-from billing.models import Environment
+from billing import services as billing
+from billing.models import Charge, Customer, Environment, Price, Product, Subscription
+
+
+class EnvironmentFactory(factory.Factory):
+    """`live` (the default) or any other slug; an existing environment is reused."""
+
+    class Meta:
+        model = Environment
+
+    slug = "live"
+    name = factory.LazyAttribute(lambda o: o.slug.title())
+    kind = factory.LazyAttribute(
+        lambda o: Environment.Kind.LIVE if o.slug == "live" else Environment.Kind.SANDBOX
+    )
+
+    @classmethod
+    def _create(cls, model_class, slug: str, **defaults: Any) -> Environment:
+        # Environments have no service: the migration makes `live`, tests may ask for it again.
+        return model_class.objects.get_or_create(slug=slug, defaults=defaults)[0]
+
+
+class UserFactory(factory.Factory):
+    """A staff user in the group named `role` (None: no role), made by Django's create_user."""
+
+    class Meta:
+        model = User
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda o: f"{o.username}@example.com")
+    password = "password"
+    role = None
+
+    @classmethod
+    def _create(cls, model_class, role: str | None = None, **fields: Any) -> User:
+        # create_user, not objects.create: it hashes the password the login form checks.
+        user = model_class.objects.create_user(is_staff=True, **fields)
+        if role:
+            user.groups.add(Group.objects.get_or_create(name=role)[0])
+        return user
+
+
+class BillingFactory(factory.Factory):
+    """A billing object made by the billing service each subclass names as `_service`."""
+
+    class Meta:
+        abstract = True
+
+    @classmethod
+    def _create(cls, model_class, **fields: Any):
+        return cls._service(**fields)
+
+
+class CustomerFactory(BillingFactory):
+    _service = staticmethod(billing.customer_create)
+
+    class Meta:
+        model = Customer
+
+    environment = factory.SubFactory(EnvironmentFactory)
+    email = factory.Sequence(lambda n: f"customer{n}@example.com")
+
+
+class ProductFactory(BillingFactory):
+    _service = staticmethod(billing.product_create)
+
+    class Meta:
+        model = Product
+
+    environment = factory.SubFactory(EnvironmentFactory)
+    name = "Pro plan"
+
+
+class PriceFactory(BillingFactory):
+    """A price of a new product; `recurring_interval=""` makes it one-time."""
+
+    _service = staticmethod(billing.price_create)
+
+    class Meta:
+        model = Price
+
+    class Params:
+        # Where the product is made; a price has no environment argument of its own.
+        environment = factory.SubFactory(EnvironmentFactory)
+
+    product = factory.SubFactory(ProductFactory, environment=factory.SelfAttribute("..environment"))
+    currency = "usd"
+    unit_amount = 2000
+    recurring_interval = "month"
+
+
+class PaidChargeFactory(factory.Factory):
+    """A succeeded charge: a payment intent confirmed with pm_card_visa."""
+
+    class Meta:
+        model = Charge
+
+    environment = factory.SubFactory(EnvironmentFactory)
+    amount = 5000
+    currency = "usd"
+    customer = None
+    payment_method = "pm_card_visa"
+
+    @classmethod
+    def _create(cls, model_class, **fields: Any) -> Charge:
+        return billing.payment_intent_create(confirm=True, **fields).latest_charge
+
+
+class SubscriptionFactory(BillingFactory):
+    """A subscription to one monthly price, the customer paying with pm_card_visa."""
+
+    _service = staticmethod(billing.subscription_create)
+
+    class Meta:
+        model = Subscription
+
+    class Params:
+        environment = factory.SubFactory(EnvironmentFactory)
+        price = factory.SubFactory(PriceFactory, environment=factory.SelfAttribute("..environment"))
+
+    customer = factory.SubFactory(
+        CustomerFactory,
+        environment=factory.SelfAttribute("..environment"),
+        default_payment_method="pm_card_visa",
+    )
+    items = factory.LazyAttribute(lambda o: [{"price": o.price.pk}])
+
+
+class WorkflowFactory(factory.Factory):
+    """A workflow made from its JSON form by workflow_create, then (by default) published and
+    activated through the services; `publish=False` leaves the draft, `activate=False` stops
+    after publishing."""
+
+    class Meta:
+        model = "workflows.Workflow"  # a label: the models import only when a test runs
+
+    environment = factory.SubFactory(EnvironmentFactory)
+    definition = factory.LazyFunction(lambda: region_workflow_definition())
+    created_by = None
+    publish = True
+    activate = True
+
+    @classmethod
+    def _create(cls, model_class, publish: bool, activate: bool, **fields: Any):
+        from workflows import services
+
+        workflow = services.workflow_create(**fields)
+        if not publish:
+            return workflow
+        services.workflow_publish(workflow=workflow, published_by=fields["created_by"])
+        if activate:
+            workflow = services.workflow_activate(
+                workflow=workflow, activated_by=fields["created_by"]
+            )
+        return workflow
+
+
+# --- the functional call style, on the factories -------------------------------------------------
 
 
 def environment(slug: str) -> Environment:
-    kind = Environment.Kind.LIVE if slug == "live" else Environment.Kind.SANDBOX
-    env, _ = Environment.objects.get_or_create(
-        slug=slug, defaults={"name": slug.title(), "kind": kind}
-    )
-    return env
+    return EnvironmentFactory(slug=slug)
 
 
 def user(username: str, role: str | None, password: str = "password") -> User:
     """A staff user in the group named `role` (None: no role)."""
-    u = User.objects.create_user(
-        username=username, email=f"{username}@example.com", password=password, is_staff=True
-    )
-    if role:
-        group, _ = Group.objects.get_or_create(name=role)
-        u.groups.add(group)
-    return u
+    return UserFactory(username=username, role=role, password=password)
 
 
-# --- billing objects (made through billing.services) --------------------------------------------
-
-
-def customer(environment, **fields):
-    from billing import services
-
-    fields.setdefault("email", "jenny@example.com")
-    return services.customer_create(environment=environment, **fields)
+def customer(environment: Environment, **fields: Any) -> Customer:
+    return CustomerFactory(environment=environment, **fields)
 
 
 def price(
-    environment,
+    environment: Environment,
     *,
     unit_amount: int = 2000,
     currency: str = "usd",
     interval: str = "month",
     account=None,
     name: str = "Pro plan",
-):
+) -> Price:
     """A price of a new product; `interval=""` makes it one-time."""
-    from billing import services
-
-    product = services.product_create(environment=environment, account=account, name=name)
-    return services.price_create(
-        product=product, currency=currency, unit_amount=unit_amount, recurring_interval=interval
-    )
-
-
-def paid_charge(environment, *, amount: int = 5000, currency: str = "usd", customer=None):
-    """A succeeded charge (through a confirmed payment intent paid with pm_card_visa)."""
-    from billing import services
-
-    intent = services.payment_intent_create(
+    return PriceFactory(
         environment=environment,
-        amount=amount,
+        product__account=account,
+        product__name=name,
+        unit_amount=unit_amount,
         currency=currency,
-        customer=customer,
-        payment_method="pm_card_visa",
-        confirm=True,
+        recurring_interval=interval,
     )
-    return intent.latest_charge
+
+
+def paid_charge(
+    environment: Environment, *, amount: int = 5000, currency: str = "usd", customer=None
+) -> Charge:
+    """A succeeded charge (through a confirmed payment intent paid with pm_card_visa)."""
+    return PaidChargeFactory(
+        environment=environment, amount=amount, currency=currency, customer=customer
+    )
+
+
+def workflow_active(environment: Environment, definition: dict, user=None):
+    """A workflow made from its JSON form, published and activated through the services."""
+    return WorkflowFactory(environment=environment, definition=definition, created_by=user)
 
 
 def event_mark() -> set[str]:
@@ -86,17 +245,6 @@ def new_events(mark: set[str], type: str | None = None) -> list:
 def new_event_types(mark: set[str]) -> list[str]:
     """Sorted: events of one transaction may share a timestamp, so their order is not asserted."""
     return sorted(e.type for e in new_events(mark))
-
-
-def workflow_active(environment, definition: dict, user=None):
-    """A workflow made from its JSON form, published and activated through the services."""
-    from workflows import services
-
-    workflow = services.workflow_create(
-        environment=environment, definition=definition, created_by=user
-    )
-    services.workflow_publish(workflow=workflow, published_by=user)
-    return services.workflow_activate(workflow=workflow, activated_by=user)
 
 
 # --- run inspector -------------------------------------------------------------------------------
@@ -149,7 +297,7 @@ def flaky_definition(name: str = "Ledger sync", key: str = "tests.flaky") -> dic
 def run_executed(workflow, *, customer, user=None):
     """Start a manual run and execute it in this process, the way a worker does."""
     from workflows.engine.executor import run_execute
-    from workflows.runs import run_start_manual
+    from workflows.engine.runs import run_start_manual
 
     run = run_start_manual(workflow=workflow, input={"customer": customer.pk}, user=user)
     run_execute(run_id=run.pk)
@@ -254,3 +402,26 @@ def run_row(
         for i in range(steps)
     )
     return run
+
+
+def tag_by_hand_definition() -> dict:
+    """A manual workflow whose one step tags the customer (metadata Source=api): the smallest
+    workflow with a run, steps and all, for the API's workflow and run endpoints."""
+    return {
+        "name": "Tag a customer by hand",
+        "trigger": {
+            "type": "manual",
+            "input": [{"name": "customer", "type": "string", "required": True}],
+        },
+        "steps": [
+            {
+                "id": "tag",
+                "type": "action",
+                "action": "customers.update",
+                "params": {
+                    "customer": "{{ trigger.input.customer }}",
+                    "metadata": {"Source": "api"},
+                },
+            }
+        ],
+    }

@@ -58,12 +58,14 @@ class ReceivedRequest:
         return json.loads(self.body)
 
 
-class ScriptedServer:
+class ThreadedServer:
+    """A ThreadingHTTPServer on a free port of 127.0.0.1, served by a daemon thread.
+
+    Subclasses give `_handler_class()`. `released` is set on stop, so a handler a test left
+    waiting (a hang, a held request) returns and the server can shut down.
+    """
+
     def __init__(self) -> None:
-        self.replies: deque[Reply] = deque()
-        self.default = Reply(200, {"ok": True})
-        self.requests: list[ReceivedRequest] = []
-        self.hang = False
         self.released = threading.Event()
         self.lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -72,6 +74,36 @@ class ScriptedServer:
         self.thread = threading.Thread(
             target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.released.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)
+
+
+def serving(server: ThreadedServer):
+    """The body of a server fixture: started for the test, stopped after it."""
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class ScriptedServer(ThreadedServer):
+    def __init__(self) -> None:
+        self.replies: deque[Reply] = deque()
+        self.default = Reply(200, {"ok": True})
+        self.requests: list[ReceivedRequest] = []
+        self.hang = False
+        super().__init__()
 
     @property
     def host(self) -> str:
@@ -139,21 +171,7 @@ class ScriptedServer:
 
         return Handler
 
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.released.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=5)
-
 
 @pytest.fixture
 def http_server():
-    server = ScriptedServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from serving(ScriptedServer())

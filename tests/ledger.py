@@ -56,7 +56,7 @@ from billing.models import Environment, Event
 from workflows.actions import registry
 from workflows.actions.team_email import message_id_for
 from workflows.definition import walk
-from workflows.definitions import version_definition
+from workflows.definition.rows import version_definition
 from workflows.engine.conditions import evaluate
 from workflows.models import Delivery, Run, StepRun, Workflow, WorkflowVersion
 

@@ -2,8 +2,8 @@
 
 `url_routes()` lists each URL pattern (admin model URLs, builder, inspector, system workflows,
 the API); `sample_world()` makes one object of each kind in the live environment; `concrete(route,
-world)` fills a route's parameters from it. tests/test_permission_matrix.py and
-tests/test_security_csrf.py walk the result.
+world)` fills a route's parameters from it. tests/security/test_permission_matrix.py and
+tests/security/test_security_csrf.py walk the result.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def sample_world() -> dict:
     from billing.api_keys import api_key_create
     from billing.models import Event
     from workflows.actions import registry
-    from workflows.system import system_workflows_install
+    from workflows.system.catalogue import system_workflows_install
 
     live = factories.environment("live")
     system_workflows_install(environment=live)

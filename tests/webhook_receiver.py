@@ -15,13 +15,14 @@ would, and recorded with what was answered:
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections import deque
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 import stripe
+
+from tests.httpserver import ThreadedServer, serving
 
 HOLD = "hold"
 HOLD_LIMIT_SECONDS = 60.0
@@ -40,20 +41,13 @@ class Received:
         return self.event.id if self.event is not None else None
 
 
-class WebhookReceiver:
+class WebhookReceiver(ThreadedServer):
     def __init__(self) -> None:
         self.secret = ""
         self.default = 200
         self.replies: deque[int | str] = deque()
         self.received: list[Received] = []
-        self.lock = threading.Lock()
-        self.released = threading.Event()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        super().__init__()
 
     def url(self, path: str = "/stripe/webhooks") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -76,7 +70,7 @@ class WebhookReceiver:
         except (stripe.SignatureVerificationError, ValueError) as exc:
             return None, str(exc)
 
-    def _handler(self):
+    def _handler_class(self):
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -109,24 +103,10 @@ class WebhookReceiver:
 
         return Handler
 
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.released.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=5)
-
 
 @pytest.fixture
 def webhook_receiver():
-    receiver = WebhookReceiver()
-    receiver.start()
-    try:
-        yield receiver
-    finally:
-        receiver.stop()
+    yield from serving(WebhookReceiver())
 
 
 @pytest.fixture

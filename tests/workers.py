@@ -20,7 +20,7 @@ from pathlib import Path
 
 from django.db import connection
 
-from workflows.bench_support import database_url
+from workflows.operations.bench import database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 # libpq's PGAPPNAME names the workers' database connections, so tests can single them out.

@@ -19,7 +19,7 @@ from billing.models import Environment, new_id
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 from webhooks.queue import delivery_enqueue
 from workflows.actions.http_post import validate_params as http_post_url_problems
-from workflows.event_types import EVENT_TYPES
+from workflows.definition.event_types import EVENT_TYPES
 
 MAX_ENDPOINTS = 16  # per environment, as Stripe allows per account
 MAX_URL = 2048

@@ -17,7 +17,7 @@ from backoffice.access import endpoint_for, guarded
 from billing.errors import InvalidRequestError
 from webhooks import selectors, services
 from webhooks.models import WebhookDelivery
-from workflows.event_types import event_choices
+from workflows.definition.event_types import event_choices
 
 CAPABILITY = "webhooks.manage"
 

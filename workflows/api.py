@@ -2,8 +2,9 @@
 
 Same keys, errors and idempotency as the billing resources (`config.api_support`): every lookup
 is scoped to the key's environment (another environment's workflow or run is a 404), every write
-goes through `workflows.services` or `workflows.runs` (invoke, restart and cancel through
-`workflows.audit`, so the run's history names the API key), and POSTs honour `Idempotency-Key`.
+goes through `workflows.services` or `workflows.engine.runs` (invoke, restart and cancel
+through `workflows.inspector.audit`, so the run's history names the API key), and POSTs honour
+`Idempotency-Key`.
 docs/api-workflows.md shows the requests and answers.
 """
 
@@ -22,10 +23,14 @@ from billing.api_schemas import Out, StripeList
 from billing.errors import InvalidRequestError, NotFoundError
 from config.api_support import CreatedFilters, KeyAuth, filter_created, idempotent, paginate
 from workflows import services
-from workflows.audit import run_cancel_audited, run_restart_audited, run_start_manual_audited
 from workflows.definition.model import definition_schema, written_out_models
+from workflows.definition.validation import DefinitionInvalid, ValidationError
+from workflows.inspector.audit import (
+    run_cancel_audited,
+    run_restart_audited,
+    run_start_manual_audited,
+)
 from workflows.models import Run, StepRun, Workflow
-from workflows.validation import DefinitionInvalid, ValidationError
 
 WORKFLOWS_VIEW = KeyAuth("workflows.view")
 WORKFLOWS_MANAGE = KeyAuth("workflows.manage")
@@ -150,7 +155,7 @@ class WorkflowOut(_Passthrough):
 # --- answer types ------------------------------------------------------------------------------
 # What `workflow_json`, `run_json` and `step_json` render, typed for the OpenAPI document; a list
 # is the one `StripeList[T]` envelope. Like the billing answers they allow fields they do not
-# name, and tests/test_hostile_api_schema.py checks the answers against them.
+# name, and tests/security/test_hostile_api_schema.py checks the answers against them.
 
 UnixSeconds = Annotated[int, Field(description="Unix time, seconds")]
 StepRunStatus = Literal["pending", "running", "succeeded", "failed", "skipped", "canceled"]

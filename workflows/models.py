@@ -254,7 +254,7 @@ class Run(models.Model):
             models.Index(fields=["environment", "status", "-created", "-id"]),
             models.Index(fields=["workflow", "-created", "-id"]),
             models.Index(fields=["status", "lease_expires_at"]),
-            # Inspector filters (workflows/selectors.py): each keeps keyset pages index-only.
+            # Inspector filters (workflows/inspector/selectors.py): keyset pages stay index-only.
             models.Index(
                 fields=["workflow", "status", "-created", "-id"], name="run_wf_status_created"
             ),
@@ -475,7 +475,7 @@ class FailureNotice(models.Model):
         return f"failure of run {self.run_id}"
 
 
-# --- system workflows (workflows/system.py) ----------------------------------------------------
+# --- system workflows (workflows/system/catalogue.py) ---------------------------------------------
 
 
 class SystemWorkflowSettings(models.Model):

@@ -18,9 +18,9 @@ from django.utils import timezone
 from django_q.models import Schedule
 
 from billing.models import Environment
-from workflows.definitions import definition_to_rows, version_definition
+from workflows.definition.rows import definition_to_rows, version_definition
+from workflows.definition.validation import DefinitionInvalid, validate_definition, validate_shape
 from workflows.models import Run, Workflow, WorkflowVersion
-from workflows.validation import DefinitionInvalid, validate_definition, validate_shape
 
 SCHEDULE_FUNC = "workflows.tasks.start_scheduled_run"
 

@@ -1,13 +1,25 @@
-"""django-q2 tasks: thin, they take an id and call the engine."""
+"""django-q2 entry points: every function path the queue stores names this module.
+
+Task rows and schedules keep a dotted path ("workflows.tasks.run_execute") in the database, so
+the code they call may move inside `workflows/` without stranding a queued task or a schedule:
+only this module's names are a contract. Each entry point is thin: it takes ids and calls the
+module that does the work.
+"""
 
 from __future__ import annotations
 
 from backoffice.logs import log_context
 from workflows.engine.executor import run_execute as _run_execute
 from workflows.engine.faults import fault_point
+from workflows.engine.runs import run_start_scheduled
 from workflows.engine.sweep import sweep as _sweep
 from workflows.models import Workflow
-from workflows.runs import run_start_scheduled
+from workflows.operations.health import stall_check as _stall_check
+from workflows.operations.notifications import (
+    failure_notifications_deliver as _failure_notifications_deliver,
+)
+from workflows.operations.retention import retention_prune as _retention_prune
+from workflows.system.catalogue import payment_retries_run
 
 
 def run_execute(run_id: int) -> str:
@@ -31,3 +43,24 @@ def start_scheduled_run(workflow_id: int, slot: str | None = None) -> int | None
 def sweep() -> dict:
     """Periodic recovery: lost dispatches, runs nobody works on, due retries."""
     return _sweep()
+
+
+def stall_check() -> bool:
+    """Every minute (schedule `billflow.stall_check`): alert operators once per stall."""
+    return _stall_check()
+
+
+def retention_prune() -> dict:
+    """Hourly (schedule `billflow.retention`): prune what the retention policy covers."""
+    return _retention_prune()
+
+
+def failure_notifications_deliver(workflow_id: int) -> int:
+    """Queued when a run fails (and by one-off schedules for the next window): send the
+    workflow's failure digest for this window."""
+    return _failure_notifications_deliver(workflow_id)
+
+
+def payment_retries() -> int:
+    """Every few minutes (schedule `billflow:payment-retries`): charge the invoices due again."""
+    return payment_retries_run()

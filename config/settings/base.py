@@ -262,8 +262,9 @@ BILLING_EVENT_SUBSCRIBERS: list[str] = []
 # The example custom-action app (slack_actions): an incoming-webhook URL; empty = not configured.
 SLACK_ACTIONS = {"WEBHOOK_URL": env.str("SLACK_WEBHOOK_URL", default="")}
 
-# Run failure notifications (workflows/notifications.py): failures of one workflow within a
-# window are grouped into one e-mail; a Slack incoming webhook gets the same message if set.
+# Run failure notifications (workflows/operations/notifications.py): failures of one workflow
+# within a window are grouped into one e-mail; a Slack incoming webhook gets the same message
+# if set.
 FAILURE_NOTIFICATIONS = {
     "WINDOW_SECONDS": env_int("FAILURE_NOTIFICATION_WINDOW_SECONDS", default=300, minimum=1),
     "SLACK_WEBHOOK_URL": env.str("FAILURE_SLACK_WEBHOOK_URL", default=""),
@@ -315,7 +316,7 @@ X_FRAME_OPTIONS = "DENY"
 # API bodies (and admin forms) above this are refused with 413 request_too_large.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1_048_576, minimum=1)
 # htmx adds one fixed <style> for its loading indicators; the policy allows exactly that text by
-# its hash (tests/test_security_csp_browser.py notices if an htmx upgrade changes it).
+# its hash (tests/browser/test_security_csp_browser.py notices if an htmx upgrade changes it).
 HTMX_INDICATOR_STYLE = (
     ".htmx-indicator{opacity:0;visibility: hidden} "
     ".htmx-request .htmx-indicator, .htmx-request.htmx-indicator"

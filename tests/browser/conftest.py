@@ -60,6 +60,12 @@ def chromium() -> Iterator:
         try:
             yield browser
         finally:
+            # Connections are kept (DATABASE_CONN_MAX_AGE): one the tests' database work left
+            # open under Playwright would outlive the session and keep the test database from
+            # being dropped at the end.
+            from django.db import connections
+
+            connections.close_all()
             browser.close()
 
 

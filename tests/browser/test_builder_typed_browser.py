@@ -34,11 +34,6 @@ INVOICE_PAID = {
 }
 
 
-@pytest.fixture
-def mona(db):
-    return factories.user("mona", "Account Manager")
-
-
 def _workflow(mona, definition: dict) -> Workflow:
     live = factories.environment("live")
     return services.workflow_create(
@@ -72,6 +67,9 @@ def test_the_pickers_search_finds_a_field_and_inserts_it(new_page, mona, screens
     # An amount is offered with its formatter: "| money" inserts it formatted for people.
     page.click("#wf-field-p_description .wf-picker-open")
     expect(slot.locator(".wf-picker")).to_have_count(1)
+    # The picker opened anew (its search box is empty again) before typing into it: typing
+    # into the previous one while the new one is on its way would be lost when it arrives.
+    expect(slot.locator("input[name=q]")).to_have_value("")
     slot.locator("input[name=q]").fill("amount_paid")
     expect(slot.locator(".wf-pick-format")).to_have_count(1)
     expect(slot.locator(".wf-pick-format")).to_have_text("| money")

@@ -7,56 +7,18 @@ engine uses. Screenshots of the runs list and a run page are saved under docs/sc
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-from django.db import connections
 from django.test import Client
 
 from tests import factories
-from workflows.actions import registry
 from workflows.engine.executor import run_execute
 from workflows.models import Run, RunAudit
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-
-
-@pytest.fixture
-def chromium():
-    # A missing Chromium fails the test (it must not pass by skipping).
-    assert Path(CHROMIUM).exists(), f"needs Chromium at {CHROMIUM} (set CHROMIUM=...)"
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            # Connections are kept (DATABASE_CONN_MAX_AGE): the one this test's database work
-            # left open under Playwright would outlive the session and keep the test
-            # database from being dropped at the end.
-            connections.close_all()
-            browser.close()
-
-
-@pytest.fixture
-def flaky():
-    state = {"fail": True, "message": "Ledger said no: account ACC-7 is frozen."}
-    factories.flaky_action(state)
-    yield state
-    registry.unregister("tests.flaky")
 
 
 def signed_in_page(chromium, live_server, user):
@@ -101,7 +63,7 @@ def test_an_account_manager_restarts_a_failed_run_through_the_preview(chromium, 
         page.click(f"#run-row-{target.pk} a")
         expect(page.locator("#run-status")).to_have_text("failed")
         error = page.locator("#step-sync .bf-step-error")
-        expect(error).to_contain_text("Ledger said no: account ACC-7 is frozen.")
+        expect(error).to_contain_text("Ledger said no: account frozen.")
         page.screenshot(path=str(SCREENSHOTS / "run-page.png"), full_page=True)
 
         page.click("#restart-link")

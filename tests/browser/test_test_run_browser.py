@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests import factories
-from tests.test_test_run import HUGE_PAYMENTS
+from tests.builder.test_test_run import HUGE_PAYMENTS
 from workflows import services
 
 pytestmark = pytest.mark.django_db(transaction=True)

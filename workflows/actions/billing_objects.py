@@ -22,7 +22,7 @@ from billing.idempotency import no_savepoint
 from billing.locks import already_locked
 from billing.snapshots import changed_attributes, snapshot
 from workflows.actions.registry import Action, ActionContext, ActionError, InputField, register
-from workflows.event_types import OBJECT_SAMPLES
+from workflows.definition.event_types import OBJECT_SAMPLES
 
 LIST_LIMIT_MAX = 100
 

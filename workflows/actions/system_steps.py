@@ -1,4 +1,4 @@
-"""The steps of the system workflows (workflows/system.py), as registry actions.
+"""The steps of the system workflows (workflows/system/catalogue.py), as registry actions.
 
 Each takes the system workflow's key and the trigger event's object, honours the environment's
 settings (a step turned off raises `StepSkipped`, which the executor records as skipped with the
@@ -17,11 +17,11 @@ from __future__ import annotations
 from django.conf import settings
 from django.urls import reverse
 
-from workflows import system
 from workflows.actions import team_email
 from workflows.actions.registry import Action, ActionContext, ActionError, InputField, StepSkipped
 from workflows.actions.registry import register as _register
 from workflows.models import ProviderNotification, SystemStatistic
+from workflows.system import catalogue as system
 
 GROUP = "System"
 INPUTS = (

@@ -3,7 +3,7 @@
 The models say what a definition looks like (its shape): the keys each object takes, the
 types of their values, step ids, the step and trigger types, condition trees. What a
 definition means (known event types and actions, references that resolve, scopes, limits,
-billing ids) is checked by `workflows.validation`, by hand, so its messages can explain.
+billing ids) is checked by `workflows.definition.validation`, by hand, so its messages can explain.
 
 The JSON form does not change: `Definition.model_validate(d)` then `to_json()` gives back
 `d` exactly (keys that were left out stay out), so the model can stand in for the dict
@@ -215,7 +215,7 @@ def definition_schema() -> dict:
 # Steps nested deeper than this are shown as plain objects in the written-out schema; the
 # validator still checks them (the step limit keeps real workflows far shallower).
 WRITTEN_OUT_STEP_LEVELS = 4
-# The validator refuses conditions nested deeper (workflows.validation.MAX_CONDITION_DEPTH).
+# The validator refuses conditions nested deeper (validation.MAX_CONDITION_DEPTH).
 WRITTEN_OUT_CONDITION_LEVELS = 5
 
 

@@ -1,5 +1,6 @@
 """The workflow engine: small modules with one job each.
 
 `conditions` evaluates condition trees, `templating` resolves `{{ path }}` dynamic fields,
-`dispatch` turns committed events into runs, `executor` leases a run and executes its steps.
+`dispatch` turns committed events into runs, `executor` leases a run and executes its steps,
+`runs` holds the run transitions (start, restart, cancel) and `sweep` recovers lost work.
 """

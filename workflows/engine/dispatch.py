@@ -24,12 +24,12 @@ from backoffice.partial import partial_instance
 from backoffice.selects import columns_of, from_row
 from billing.events import event_envelope
 from billing.models import Environment, Event
-from workflows.definitions import shared_definition
+from workflows.definition.rows import shared_definition
 from workflows.engine import active_set
 from workflows.engine.conditions import evaluate
 from workflows.engine.queue import run_enqueue
 from workflows.models import Run, Workflow, WorkflowVersion
-from workflows.notifications import notify_run_failed
+from workflows.operations.notifications import notify_run_failed
 
 logger = logging.getLogger(__name__)
 

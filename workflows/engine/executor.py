@@ -55,7 +55,7 @@ from billing.errors import ProviderError
 from billing.events import event_cause
 from billing.provider import use_up_fault_after_rollback
 from workflows.actions.registry import Action, ActionContext, StepSkipped
-from workflows.definitions import shared_definition
+from workflows.definition.rows import shared_definition
 from workflows.engine import active_set
 from workflows.engine.faults import fault_point
 from workflows.engine.leases import (
@@ -72,7 +72,7 @@ from workflows.engine.retry import error_details, retry_delay, step_max_attempts
 from workflows.engine.templating import resolve
 from workflows.engine.walk import Walk, Work
 from workflows.models import Run, StepRun
-from workflows.notifications import notify_run_failed
+from workflows.operations.notifications import notify_run_failed
 
 # Retries due sooner than this wait inside the task; later ones go back to the queue.
 INLINE_RETRY_SECONDS = 5.0

@@ -69,7 +69,7 @@ def _formatter(text: str, reference: str) -> tuple[str, str]:
     if name == "date" and argument:
         raise TemplateError(reference, f"'{{{{ {reference[:120]} }}}}': date takes no argument")
     if argument:
-        from workflows.event_types import CURRENCIES
+        from workflows.definition.event_types import CURRENCIES
 
         if argument not in CURRENCIES:
             raise TemplateError(
@@ -165,7 +165,7 @@ def _evaluate(text: str, context: dict) -> Any:
         return value
     if value is None:
         return ""
-    from workflows import money  # the one table of currency exponents
+    from workflows.definition import money  # the one table of currency exponents
 
     if name == "date":
         if not isinstance(value, (int, float)) or isinstance(value, bool):

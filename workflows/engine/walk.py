@@ -6,8 +6,8 @@ policies drive it:
 
 * the executor (`executor.py`): records in the database under the run's lease, one
   transaction per step, retries, replay of steps a previous execution finished;
-* the builder's test run (`workflows/test_run.py`): records in memory, simulates actions with
-  side effects (or executes them, in a sandbox, when the operator asks), rolls back.
+* the builder's test run (`workflows/builder/test_run.py`): records in memory, simulates
+  actions with side effects (or executes them, in a sandbox, when the operator asks), rolls back.
 
 So a test run and a real run of the same definition and trigger cannot drift: they take the
 same path, make the same decisions and stop at the same step with the same error.

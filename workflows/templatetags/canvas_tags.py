@@ -35,6 +35,6 @@ def canvas_add(add_url: str, parent: str, path_index: int | str | None, position
 @register.filter
 def event_label(event_type: str) -> str:
     """`{{ "customer.created"|event_label }}` -> "Customer created" (Stripe's Dashboard name)."""
-    from workflows.event_types import event_label as label
+    from workflows.definition.event_types import event_label as label
 
     return label(str(event_type or ""))

@@ -16,7 +16,7 @@ from backoffice.environments import live_environment
 from backoffice.roles import GROUP_NAMES, Role
 from billing import services
 from billing.models import Charge, Customer, Environment, Invoice, Price
-from workflows.system import system_workflows_install
+from workflows.system.catalogue import system_workflows_install
 
 # (user name, role); the password is the user name + "-demo" (dev.py prints them).
 DEMO_USERS: list[tuple[str, Role]] = [

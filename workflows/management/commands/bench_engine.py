@@ -36,15 +36,15 @@ from billing.models import Customer, Environment, Event
 from workflows import services as workflow_services
 from workflows.actions import registry
 from workflows.actions.registry import ActionContext
-from workflows.bench_support import (
+from workflows.engine.conditions import evaluate
+from workflows.engine.dispatch import event_dispatch
+from workflows.models import Delivery, Run, Workflow
+from workflows.operations.bench import (
     BenchCluster,
     clusters_stop,
     machine_cpu_seconds,
     percentile,
 )
-from workflows.engine.conditions import evaluate
-from workflows.engine.dispatch import event_dispatch
-from workflows.models import Delivery, Run, Workflow
 
 OPS_USER = "bench-ops"
 CONDITION = {"all": [{"field": "trigger.data.object.email", "op": "exists"}]}

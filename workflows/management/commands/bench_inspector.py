@@ -24,8 +24,8 @@ from django.utils.http import urlencode
 
 from backoffice.environments import SESSION_KEY
 from billing.models import Environment
+from workflows.inspector.selectors import RunFilters, cursor_encode, runs_filtered
 from workflows.models import Run, StepRun, Workflow
-from workflows.selectors import RunFilters, cursor_encode, runs_filtered
 
 TARGET_MS = 100.0
 

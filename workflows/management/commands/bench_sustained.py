@@ -39,11 +39,11 @@ from django_q.brokers import get_broker
 from billing import services as billing
 from billing.models import Environment, Event
 from workflows import services as workflow_services
-from workflows.bench_support import BenchCluster, clusters_stop, percentile, table_sizes
-from workflows.health import clusters_status
 from workflows.management.commands.bench_engine import DEFINITION, OPS_USER
 from workflows.models import Delivery, Run, StepRun, Workflow
-from workflows.schedules import schedules_install
+from workflows.operations.bench import BenchCluster, clusters_stop, percentile, table_sizes
+from workflows.operations.health import clusters_status
+from workflows.operations.schedules import schedules_install
 
 TERMINAL = (Run.Status.SUCCEEDED, Run.Status.FAILED, Run.Status.CANCELED)
 UNFINISHED = (Run.Status.PENDING, Run.Status.RUNNING)

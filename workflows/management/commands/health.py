@@ -12,7 +12,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from workflows.health import health_report, report_text, stall_check
+from workflows.operations.health import health_report, report_text, stall_check
 
 
 class Command(BaseCommand):

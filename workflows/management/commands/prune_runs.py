@@ -9,7 +9,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from workflows.retention import retention_days, retention_prune
+from workflows.operations.retention import retention_days, retention_prune
 
 
 class Command(BaseCommand):

@@ -8,7 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from billing.models import Environment
-from workflows.system import system_workflows_install
+from workflows.system.catalogue import system_workflows_install
 
 
 class Command(BaseCommand):

@@ -13,13 +13,13 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from billing.models import Environment
+from workflows.definition.validation import DefinitionInvalid
 from workflows.services import (
     WorkflowError,
     workflow_activate,
     workflow_create,
     workflow_publish,
 )
-from workflows.validation import DefinitionInvalid
 
 
 class Command(BaseCommand):

@@ -1,0 +1,204 @@
+"""Run transitions: start (manual, scheduled), restart, cancel. Each is one transaction.
+
+Every transition is guarded by a conditional UPDATE with a count check, so a restart racing a
+cancel, or two operators restarting the same run, change it once. Enqueueing happens in the
+same transaction (the ORM broker joins it), or on commit with Redis.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from billing.errors import InvalidRequestError
+from workflows.actions import registry
+from workflows.definition import walk
+from workflows.definition.rows import version_definition
+from workflows.definition.validation import validate_manual_input
+from workflows.engine.queue import run_enqueue
+from workflows.models import Run, StepRun, Workflow, WorkflowVersion
+from workflows.services import WorkflowStateError
+
+
+def run_input_check(*, fields: list[dict], data: Any) -> dict:
+    """The manual input, checked against the declared fields by the one checker
+    (`validate_manual_input`); its first error is raised, naming the field."""
+    if data is None:
+        data = {}
+    errors = validate_manual_input(fields, data)
+    if errors:
+        raise InvalidRequestError(f"{errors[0].message}.", param=errors[0].field)
+    return data
+
+
+def _startable_version(workflow: Workflow, trigger_type: str) -> WorkflowVersion:
+    version = workflow.published_version
+    if workflow.status != Workflow.Status.ACTIVE or version is None or workflow.deleted_at:
+        raise WorkflowStateError(f"Workflow '{workflow.name}' is not active.", code="not_active")
+    if version.trigger_type != trigger_type:
+        raise WorkflowStateError(
+            f"Workflow '{workflow.name}' has a {version.trigger_type} trigger, "
+            f"not a {trigger_type} trigger.",
+            code="wrong_trigger",
+        )
+    return version
+
+
+def run_start_manual(*, workflow: Workflow, input: Any, user: Any = None) -> Run:
+    """A pending run of a manual workflow with checked input, queued in the same transaction."""
+    version = _startable_version(workflow, WorkflowVersion.TriggerType.MANUAL)
+    data = run_input_check(fields=list(version.trigger_input or []), data=input)
+    with transaction.atomic():
+        run = Run.objects.create(
+            environment_id=workflow.environment_id,
+            workflow=workflow,
+            version=version,
+            trigger_kind=Run.TriggerKind.MANUAL,
+            trigger={"input": data},
+            started_by=user if getattr(user, "pk", None) else None,
+        )
+        run_enqueue(run.pk)
+    return run
+
+
+def run_start_scheduled(*, workflow: Workflow, slot: str | None = None) -> Run:
+    """A pending run of a scheduled workflow (called by its django-q schedule).
+
+    `slot` is the schedule time the run is for. django-q delivers a task again when its worker
+    died before acknowledging it, so a second start for the same slot returns the first run
+    instead of starting another: each slot runs at most once.
+    """
+    version = _startable_version(workflow, WorkflowVersion.TriggerType.SCHEDULE)
+    now = timezone.now()
+    schedule = {"cron": version.trigger_cron, "at": now.isoformat()}
+    with transaction.atomic():
+        if slot:
+            schedule["slot"] = slot
+            # Starts of one workflow take turns, so two deliveries cannot both miss the other.
+            list(Workflow.objects.select_for_update().filter(pk=workflow.pk).values("pk"))
+            existing = Run.objects.filter(
+                workflow=workflow,
+                trigger_kind=Run.TriggerKind.SCHEDULE,
+                trigger__schedule__slot=slot,
+            ).first()
+            if existing is not None:
+                return existing
+        run = Run.objects.create(
+            environment_id=workflow.environment_id,
+            workflow=workflow,
+            version=version,
+            trigger_kind=Run.TriggerKind.SCHEDULE,
+            trigger={"schedule": schedule},
+        )
+        run_enqueue(run.pk)
+    return run
+
+
+def run_restart(*, run: Run, user: Any = None) -> Run:
+    """Resume a failed run at its failed step, on the same version with the same context."""
+    if (run.error or {}).get("type") == "recursion":
+        raise WorkflowStateError(
+            "A run stopped for recursion cannot be restarted; its trigger would loop.",
+            code="recursion",
+        )
+    with transaction.atomic():
+        restarted = Run.objects.filter(pk=run.pk, status=Run.Status.FAILED).update(
+            status=Run.Status.PENDING,
+            error=None,
+            stop_reason="",
+            finished_at=None,
+            # Due now: health measures a pending run's wait from here, not from its creation.
+            next_attempt_at=timezone.now(),
+            lease_owner="",
+            lease_expires_at=None,
+            restart_count=run.restart_count + 1,
+        )
+        if restarted != 1:
+            raise WorkflowStateError(
+                f"Run {run.pk} is {Run.objects.get(pk=run.pk).status}; only failed runs restart."
+            )
+        # The failed step gets a fresh set of attempts; its earlier errors stay in history.
+        StepRun.objects.filter(
+            Q(status=StepRun.Status.FAILED) | Q(status=StepRun.Status.RUNNING), run=run
+        ).update(status=StepRun.Status.PENDING, attempts=0, error=None, finished_at=None)
+        run_enqueue(run.pk)
+    run.refresh_from_db()
+    return run
+
+
+def run_restart_bulk(*, runs: list[Run], user: Any = None) -> tuple[list[Run], list[tuple]]:
+    """Restart each run in its own transaction; returns (restarted, [(run, message)])."""
+    restarted, skipped = [], []
+    for run in runs:
+        try:
+            restarted.append(run_restart(run=run, user=user))
+        except WorkflowStateError as exc:
+            skipped.append((run, exc.message))
+    return restarted, skipped
+
+
+def run_restart_preview(*, run: Run) -> list[dict]:
+    """What a restart would do: every step, whether it runs again, and its side effects.
+
+    Steps already succeeded (in every iteration recorded so far) are skipped; the failed step
+    and everything after it runs. Steps on branch paths not yet decided "may run".
+    """
+    records: dict[str, list[StepRun]] = {}
+    for rec in StepRun.objects.filter(run=run):
+        records.setdefault(rec.step_id, []).append(rec)
+    preview = []
+    for place in walk.places(version_definition(run.version)):
+        step, parents = place.step, place.ancestors
+        recs = records.get(step["id"], [])
+        done = bool(recs) and all(
+            r.status in (StepRun.Status.SUCCEEDED, StepRun.Status.SKIPPED) for r in recs
+        )
+        in_loop = any(p.get("type") == "foreach" for p in parents)
+        action = registry.get(step.get("action", "")) if step.get("action") else None
+        if done and not in_loop:
+            will_run = "no"
+        elif recs or not parents:
+            will_run = "yes"
+        else:
+            will_run = "may"
+        preview.append(
+            {
+                "step_id": step["id"],
+                "type": step.get("type"),
+                "action": step.get("action", ""),
+                "side_effects": bool(action and action.side_effects),
+                "will_run": will_run,
+                "status": ", ".join(sorted({r.status for r in recs})) if recs else "not run",
+            }
+        )
+    return preview
+
+
+def run_cancel(*, run: Run, user: Any = None, by: str = "") -> Run:
+    """Cancel a pending or running run; a running executor stops before its next step.
+
+    The lease owner's name stays: the worker may still record the end of the step it is in
+    (workflows/engine/records.py), whose effects may already be out.
+    `by` names the canceller when it is not a user (an API key) for the stop reason.
+    """
+    who = by or getattr(user, "get_username", lambda: "")() or "the system"
+    with transaction.atomic():
+        canceled = Run.objects.filter(
+            pk=run.pk, status__in=[Run.Status.PENDING, Run.Status.RUNNING]
+        ).update(
+            status=Run.Status.CANCELED,
+            stop_reason=f"Canceled by {who}.",
+            finished_at=timezone.now(),
+            lease_expires_at=None,
+            next_attempt_at=None,
+        )
+        if canceled != 1:
+            raise WorkflowStateError(
+                f"Run {run.pk} is {Run.objects.get(pk=run.pk).status}; "
+                "only pending or running runs can be canceled."
+            )
+    run.refresh_from_db()
+    return run

@@ -1,0 +1,178 @@
+"""Audited run transitions for the inspector and the API: start, restart, bulk restart, cancel.
+
+Each wraps the engine's transition (`workflows.engine.runs`) and writes its RunAudit row in the same
+transaction, so the log never shows a restart that did not happen (or misses one that did).
+Bulk restart walks the failed runs matching a filter in bounded keyset batches; every run's
+restart is its own transaction (one bad run does not undo the others), and the engine's
+enqueue joins that transaction, so a worker is told about a run only once it is committed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Count, Q
+from django.db.models.fields.json import KeyTextTransform
+
+from billing.models import ApiKey, Environment
+from workflows.engine.runs import run_cancel, run_restart, run_restart_preview, run_start_manual
+from workflows.inspector.selectors import RunFilters, runs_filtered
+from workflows.models import Run, RunAudit, Workflow, api_key_actor
+from workflows.services import WorkflowStateError
+
+BULK_BATCH_SIZE = 100
+# One request restarts at most this many runs; the page says how many remain.
+BULK_MAX_RUNS = 1000
+
+
+def run_audit_record(
+    *, run: Run, action: str, user: Any = None, api_key: ApiKey | None = None, note: str = ""
+) -> RunAudit:
+    return RunAudit.objects.create(
+        run=run,
+        action=action,
+        user=user if getattr(user, "pk", None) else None,
+        api_key=api_key,
+        note=note[:500],
+    )
+
+
+def run_start_manual_audited(*, workflow: Workflow, input: Any, api_key: ApiKey) -> Run:
+    """Start a manual run through the API: the run's history names the key that started it
+    (a back-office user is named by the run's `started_by`)."""
+    with transaction.atomic():
+        run = run_start_manual(workflow=workflow, input=input)
+        run_audit_record(run=run, action=RunAudit.Action.START, api_key=api_key)
+    return run
+
+
+def run_restart_audited(
+    *, run: Run, user: Any = None, api_key: ApiKey | None = None, note: str = ""
+) -> Run:
+    """Restart `run` on behalf of a back-office `user` or, through the API, of `api_key`."""
+    with transaction.atomic():
+        restarted = run_restart(run=run, user=user)
+        run_audit_record(
+            run=restarted, action=RunAudit.Action.RESTART, user=user, api_key=api_key, note=note
+        )
+    return restarted
+
+
+def run_cancel_audited(*, run: Run, user: Any = None, api_key: ApiKey | None = None) -> Run:
+    """Cancel `run` on behalf of a back-office `user` or, through the API, of `api_key`."""
+    with transaction.atomic():
+        by = api_key_actor(api_key) if api_key is not None else ""
+        canceled = run_cancel(run=run, user=user, by=by)
+        run_audit_record(run=canceled, action=RunAudit.Action.CANCEL, user=user, api_key=api_key)
+    return canceled
+
+
+@dataclass
+class BulkRestartResult:
+    restarted: list[int] = field(default_factory=list)
+    skipped: list[tuple[int, str]] = field(default_factory=list)
+    remaining: int = 0
+
+
+def runs_restart_bulk(
+    *,
+    environment: Environment,
+    filters: RunFilters,
+    user: Any,
+    batch_size: int = BULK_BATCH_SIZE,
+    max_runs: int = BULK_MAX_RUNS,
+) -> BulkRestartResult:
+    """Restart the failed runs of `environment` matching `filters`, oldest failure first."""
+    result = BulkRestartResult()
+    note = f"bulk restart of failed runs matching {filters.describe()}"[:500]
+    base = runs_filtered(environment=environment, filters=filters).filter(status=Run.Status.FAILED)
+    last_pk = 0
+    while len(result.restarted) + len(result.skipped) < max_runs:
+        room = max_runs - len(result.restarted) - len(result.skipped)
+        batch = list(
+            base.filter(pk__gt=last_pk)
+            .order_by("pk")
+            .select_related("version")[: min(batch_size, room)]
+        )
+        if not batch:
+            break
+        for run in batch:
+            last_pk = run.pk
+            try:
+                with transaction.atomic():
+                    run_restart(run=run, user=user)
+                    run_audit_record(
+                        run=run, action=RunAudit.Action.BULK_RESTART, user=user, note=note
+                    )
+            except WorkflowStateError as exc:
+                # Restarted meanwhile by someone else, or a recursion stop: reported, not fatal.
+                result.skipped.append((run.pk, exc.message))
+            else:
+                result.restarted.append(run.pk)
+    result.remaining = base.filter(pk__gt=last_pk).count() if last_pk else 0
+    return result
+
+
+@dataclass
+class BulkPreviewGroup:
+    workflow: str
+    version: int | None
+    failed_step: str
+    count: int
+    steps: list[dict]
+
+
+@dataclass
+class BulkPreview:
+    total: int
+    groups: list[BulkPreviewGroup]
+    side_effect_runs: int
+    recursion_runs: int
+
+
+def runs_restart_bulk_preview(*, environment: Environment, filters: RunFilters) -> BulkPreview:
+    """Counts for the bulk restart preview, grouped by workflow version and failed step.
+
+    Runs of one version failing at one step re-run the same steps, so one sample run per
+    group gives the group's step list, and side effects are counted per group.
+    """
+    failed = runs_filtered(environment=environment, filters=filters).filter(
+        status=Run.Status.FAILED
+    )
+    rows = (
+        failed.annotate(_step=KeyTextTransform("step", "error"))
+        .values("workflow__name", "version_id", "version__number", "_step")
+        .annotate(n=Count("id"), recursion=Count("id", filter=Q(error__type="recursion")))
+        .order_by("-n")[:50]
+    )
+    groups: list[BulkPreviewGroup] = []
+    side_effects = 0
+    recursion = 0
+    for row in rows:
+        sample = failed.filter(version_id=row["version_id"])
+        sample = (
+            sample.filter(error__step=row["_step"])
+            if row["_step"]
+            else sample.filter(Q(error__isnull=True) | Q(error__step__isnull=True))
+        )
+        sample_run = sample.select_related("version").first()
+        steps = run_restart_preview(run=sample_run) if sample_run is not None else []
+        again = [s for s in steps if s["will_run"] != "no"]
+        if any(s["side_effects"] for s in again):
+            side_effects += row["n"]
+        recursion += row["recursion"]
+        groups.append(
+            BulkPreviewGroup(
+                workflow=row["workflow__name"],
+                version=row["version__number"],
+                failed_step=row["_step"] or "",
+                count=row["n"],
+                steps=again,
+            )
+        )
+    total = failed.count()
+    return BulkPreview(
+        total=total, groups=groups, side_effect_runs=side_effects, recursion_runs=recursion
+    )

@@ -1,0 +1,383 @@
+"""The run inspector: runs list, run page, restart, bulk restart, cancel, notifications, charts.
+
+Function-based views inside the admin's layout. Each is wrapped in `guarded` (the role) and
+fetches what it acts on with `run_for` (backoffice/access.py), scoped to `request.environment`,
+so another environment's run is a 404. Mutating views are POST-only; with HTMX they answer
+with the region that changed, without it they redirect.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.contrib import admin, messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.utils.http import urlencode
+from django.views.decorators.http import require_GET, require_POST
+
+from backoffice.access import any_workflow_for, guarded, run_for
+from backoffice.roles import can
+from workflows.builder.canvas import canvas_nodes, canvas_trigger
+from workflows.definition.rows import version_definition
+from workflows.engine.runs import run_restart_preview
+from workflows.inspector.audit import (
+    run_cancel_audited,
+    run_restart_audited,
+    runs_restart_bulk,
+    runs_restart_bulk_preview,
+)
+from workflows.inspector.dashboard import dashboard_charts
+from workflows.inspector.selectors import (
+    RunFilters,
+    run_audits,
+    run_chain,
+    run_step_runs,
+    runs_page,
+    workflows_for_filter,
+)
+from workflows.models import NotificationSubscription, Run, StepRun
+from workflows.operations.notifications import subscription_set
+from workflows.services import WorkflowStateError
+
+# Worse first: the status a step shows when its loop iterations ended differently.
+STEP_STATUS_RANK = ["failed", "running", "pending", "canceled", "succeeded", "skipped"]
+
+
+def _context(request: HttpRequest, **extra: Any) -> dict:
+    return {
+        **admin.site.each_context(request),
+        "can_manage": can(request.user, "runs.manage"),
+        **extra,
+    }
+
+
+def _page(request: HttpRequest, template: str, partial: str, context: dict) -> HttpResponse:
+    """The whole page, or only the `partial` region when HTMX asks for it."""
+    name = f"{template}#{partial}" if request.htmx else template
+    return render(request, name, context)
+
+
+# --- runs list --------------------------------------------------------------------------------
+
+
+def _rows(runs: list[Run]) -> list[Run]:
+    """Display values made once in Python: a page of 50 rows stays cheap to render."""
+    base = reverse("runs:list")
+    for run in runs:
+        run.url = f"{base}{run.pk}/"
+        run.created_text = timezone.localtime(run.created).strftime("%Y-%m-%d %H:%M:%S")
+        run.finished_text = (
+            timezone.localtime(run.finished_at).strftime("%H:%M:%S") if run.finished_at else "—"
+        )
+    return runs
+
+
+@require_GET
+@guarded("runs.view")
+def runs_list(request: HttpRequest) -> HttpResponse:
+    filters = RunFilters.from_query(request.GET)
+    page = runs_page(
+        environment=request.environment,
+        filters=filters,
+        cursor=request.GET.get("after", ""),
+    )
+    _rows(page.runs)
+    query = filters.as_query()
+    context = _context(
+        request,
+        title="Runs",
+        page=page,
+        filters=filters,
+        workflows=workflows_for_filter(environment=request.environment),
+        statuses=Run.Status.values,
+        query=urlencode(query),
+        next_url=f"?{urlencode({**query, 'after': page.next_cursor})}" if page.next_cursor else "",
+        first_page=not request.GET.get("after"),
+    )
+    return _page(request, "workflows/runs/list.html", "results", context)
+
+
+@require_GET
+@guarded("runs.view")
+def run_row(request: HttpRequest, run_id: int) -> HttpResponse:
+    """One row of the list: running rows poll this until they end (live refresh)."""
+    run = run_for(request, run_id)
+    return render(request, "workflows/runs/list.html#row", {"run": _rows([run])[0]})
+
+
+# --- run page ---------------------------------------------------------------------------------
+
+
+def _admin_url(object_type: str, object_id: str) -> str:
+    try:
+        return reverse(f"admin:billing_{object_type.replace('_', '')}_change", args=[object_id])
+    except NoReverseMatch:
+        return ""
+
+
+def _changes(changed: list) -> list[dict]:
+    """Each changed object with the fields whose value differs and a link to it."""
+    out = []
+    for entry in changed or []:
+        if not isinstance(entry, dict):
+            continue
+        before = entry.get("before") or {}
+        after = entry.get("after") or {}
+        keys = sorted(set(before) | set(after))
+        fields = [
+            {"name": k, "before": _show(before.get(k)), "after": _show(after.get(k))}
+            for k in keys
+            if before.get(k) != after.get(k)
+        ]
+        out.append(
+            {
+                "object": entry.get("object", ""),
+                "id": entry.get("id", ""),
+                "created": not before,
+                "fields": fields,
+                "url": _admin_url(str(entry.get("object", "")), str(entry.get("id", ""))),
+            }
+        )
+    return out
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def _pretty(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, default=str)
+
+
+def _step_rows(step_runs: list[StepRun]) -> list[dict]:
+    rows = []
+    for s in step_runs:
+        duration = (
+            (s.finished_at - s.started_at).total_seconds() * 1000
+            if s.started_at and s.finished_at
+            else None
+        )
+        rows.append(
+            {
+                "record": s,
+                "params": _pretty(s.params) if s.params is not None else "",
+                "output": _pretty(s.output) if s.output is not None else "",
+                "changes": _changes(s.changed_objects),
+                "duration_ms": round(duration) if duration is not None else None,
+            }
+        )
+    return rows
+
+
+def _canvas_runs(step_runs: list[StepRun]) -> dict[str, dict]:
+    """One entry per step for the canvas; a looped step shows its worst iteration."""
+    by_step: dict[str, dict] = {}
+    for s in step_runs:
+        entry = {
+            "status": s.status,
+            "attempts": s.attempts,
+            "branch_chosen": s.branch_chosen,
+            "error": s.error,
+        }
+        current = by_step.get(s.step_id)
+        if current is None or _rank(s.status) < _rank(current["status"]):
+            by_step[s.step_id] = entry
+    return by_step
+
+
+def _rank(status: str) -> int:
+    return STEP_STATUS_RANK.index(status) if status in STEP_STATUS_RANK else len(STEP_STATUS_RANK)
+
+
+def _run_context(request: HttpRequest, run: Run, **extra: Any) -> dict:
+    step_runs = run_step_runs(run=run)
+    definition = version_definition(run.version)
+    return _context(
+        request,
+        title=f"Run {run.pk}",
+        run=run,
+        trigger_card=canvas_trigger(definition),
+        nodes=canvas_nodes(
+            definition,
+            step_runs=_canvas_runs(step_runs),
+            step_url=lambda step_id: f"#step-{step_id}",
+        ),
+        steps=_step_rows(step_runs),
+        trigger_json=_pretty(run.trigger),
+        chain=run_chain(environment=request.environment, run=run),
+        audits=run_audits(run=run),
+        error_json=_pretty(run.error) if run.error else "",
+        **extra,
+    )
+
+
+@require_GET
+@guarded("runs.view")
+def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = run_for(request, run_id)
+    return _page(request, "workflows/runs/detail.html", "run-body", _run_context(request, run))
+
+
+# --- restart and cancel -----------------------------------------------------------------------
+
+
+@require_GET
+@guarded("runs.manage")
+def run_restart_preview_view(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = run_for(request, run_id)
+    steps = run_restart_preview(run=run) if run.status == Run.Status.FAILED else []
+    context = _context(
+        request,
+        title=f"Restart run {run.pk}?",
+        run=run,
+        steps=steps,
+        again=[s for s in steps if s["will_run"] != "no"],
+        side_effects=any(s["side_effects"] and s["will_run"] != "no" for s in steps),
+        restartable=run.status == Run.Status.FAILED,
+    )
+    return _page(request, "workflows/runs/restart_preview.html", "preview", context)
+
+
+@require_POST
+@guarded("runs.manage")
+def run_restart_view(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = run_for(request, run_id)
+    try:
+        run = run_restart_audited(run=run, user=request.user)
+    except WorkflowStateError as exc:
+        return _after_action(request, run, error=exc.message)
+    return _after_action(request, run, notice=f"Run {run.pk} restarted at its failed step.")
+
+
+@require_POST
+@guarded("runs.manage")
+def run_cancel_view(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = run_for(request, run_id)
+    try:
+        run = run_cancel_audited(run=run, user=request.user)
+    except WorkflowStateError as exc:
+        return _after_action(request, run, error=exc.message)
+    return _after_action(request, run, notice=f"Run {run.pk} canceled.")
+
+
+def _after_action(
+    request: HttpRequest, run: Run, *, notice: str = "", error: str = ""
+) -> HttpResponse:
+    if request.htmx:
+        run.refresh_from_db()
+        context = _run_context(request, run, notice=notice, action_error=error)
+        response = render(request, "workflows/runs/detail.html#run-body", context)
+        response["HX-Retarget"] = "#run-body"
+        response["HX-Reswap"] = "outerHTML"
+        return response
+    if error:
+        messages.error(request, error)
+    else:
+        messages.success(request, notice)
+    return redirect("runs:detail", run_id=run.pk)
+
+
+# --- bulk restart -----------------------------------------------------------------------------
+
+
+@require_GET
+@guarded("runs.manage")
+def runs_bulk_restart_preview(request: HttpRequest) -> HttpResponse:
+    filters = RunFilters.from_query(request.GET)
+    preview = runs_restart_bulk_preview(environment=request.environment, filters=filters)
+    context = _context(
+        request,
+        title="Restart failed runs?",
+        preview=preview,
+        filters=filters,
+        filter_fields=filters.as_query(),
+        query=urlencode(filters.as_query()),
+    )
+    return _page(request, "workflows/runs/bulk_preview.html", "preview", context)
+
+
+@require_POST
+@guarded("runs.manage")
+def runs_bulk_restart(request: HttpRequest) -> HttpResponse:
+    filters = RunFilters.from_query(request.POST)
+    result = runs_restart_bulk(environment=request.environment, filters=filters, user=request.user)
+    text = f"Restarted {len(result.restarted)} failed runs."
+    if result.skipped:
+        text += f" {len(result.skipped)} could not be restarted ({result.skipped[0][1]})."
+    if result.remaining:
+        text += f" {result.remaining} more match; restart again to continue."
+    query = urlencode(filters.as_query())
+    if request.htmx:
+        context = _context(request, result=result, text=text, query=query)
+        return render(request, "workflows/runs/bulk_preview.html#done", context)
+    messages.success(request, text)
+    return redirect(f"{reverse('runs:list')}?{query}")
+
+
+# --- notifications ----------------------------------------------------------------------------
+
+
+def _notification_context(request: HttpRequest) -> dict:
+    subscribed = set(
+        NotificationSubscription.objects.filter(
+            user=request.user, environment=request.environment
+        ).values_list("workflow_id", flat=True)
+    )
+    workflows = workflows_for_filter(environment=request.environment)
+    return _context(
+        request,
+        title="Failure notifications",
+        all_on=None in subscribed,
+        rows=[{"workflow": w, "on": w.pk in subscribed} for w in workflows],
+        has_email=bool(request.user.email),
+    )
+
+
+@require_GET
+@guarded("runs.manage")
+def notification_settings(request: HttpRequest) -> HttpResponse:
+    return _page(
+        request, "workflows/runs/notifications.html", "subs", _notification_context(request)
+    )
+
+
+@require_POST
+@guarded("runs.manage")
+def notification_update(request: HttpRequest) -> HttpResponse:
+    raw = request.POST.get("workflow", "")
+    workflow = None
+    if raw not in ("", "all"):
+        workflow = any_workflow_for(request, raw, capability="runs.manage")
+    subscription_set(
+        user=request.user,
+        environment=request.environment,
+        workflow=workflow,
+        on=request.POST.get("on") == "1",
+    )
+    if request.htmx:
+        return render(
+            request, "workflows/runs/notifications.html#subs", _notification_context(request)
+        )
+    return redirect("runs:notifications")
+
+
+# --- dashboard --------------------------------------------------------------------------------
+
+
+@require_GET
+@guarded("runs.view")
+def runs_dashboard(request: HttpRequest) -> HttpResponse:
+    context = _context(
+        request, title="Runs dashboard", charts=dashboard_charts(environment=request.environment)
+    )
+    # HTMX: only the charts, for pages that embed them (workflows/runs/_dashboard_lazy.html).
+    template = "workflows/runs/_dashboard.html" if request.htmx else "workflows/runs/dashboard.html"
+    return render(request, template, context)
