@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
@@ -85,6 +86,8 @@ def test_the_request_id_header_is_the_id_the_api_request_s_events_carry(live):
 def test_a_back_office_change_records_its_events_with_the_request_id(client, live, alice):
     customer = factories.customer(live, email="before@example.com")
     client.force_login(alice)
+    # Working in live, as an operator who picked it in the header would be.
+    client.post(reverse("environment_switch"), {"environment": live.slug})
 
     response = client.post(
         f"/admin/billing/customer/{customer.pk}/change/",
