@@ -95,28 +95,32 @@ def _quote(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)  # quoted, with newlines as \n: one line
 
 
-class KeyValueFormatter(logging.Formatter):
+class _FieldsFormatter(logging.Formatter):
+    """A record's fields (`_fields`) plus its traceback or stack; subclasses lay them out."""
+
+    def record_fields(self, record: logging.LogRecord) -> dict:
+        fields = _fields(record, record.getMessage() if record.name != "gunicorn.access" else "")
+        if record.exc_info:
+            fields["exception"] = self.formatException(record.exc_info)
+        elif record.stack_info:
+            fields["stack"] = self.formatStack(record.stack_info)
+        return {key: value for key, value in fields.items() if value}
+
+
+class KeyValueFormatter(_FieldsFormatter):
     """`time=… level=INFO logger=… request_id=req_… run_id=… message="…"` on one line."""
 
     def format(self, record: logging.LogRecord) -> str:
-        fields = _fields(record, record.getMessage() if record.name != "gunicorn.access" else "")
-        if record.exc_info:
-            fields["exception"] = self.formatException(record.exc_info)
-        elif record.stack_info:
-            fields["stack"] = self.formatStack(record.stack_info)
-        return " ".join(f"{key}={_quote(value)}" for key, value in fields.items() if value)
+        return " ".join(
+            f"{key}={_quote(value)}" for key, value in self.record_fields(record).items()
+        )
 
 
-class JsonFormatter(logging.Formatter):
+class JsonFormatter(_FieldsFormatter):
     """The same fields as one JSON object per line."""
 
     def format(self, record: logging.LogRecord) -> str:
-        fields = _fields(record, record.getMessage() if record.name != "gunicorn.access" else "")
-        if record.exc_info:
-            fields["exception"] = self.formatException(record.exc_info)
-        elif record.stack_info:
-            fields["stack"] = self.formatStack(record.stack_info)
-        return json.dumps({key: value for key, value in fields.items() if value})
+        return json.dumps(self.record_fields(record))
 
 
 FORMATTERS = {"text": KeyValueFormatter, "json": JsonFormatter}

@@ -81,7 +81,7 @@ def database_config(default_sqlite: Path) -> dict:
         config["OPTIONS"]["prepare_threshold"] = 5
     if config["ENGINE"] == "django.db.backends.sqlite3":
         # Two processes (web and worker) write to one file: wait on locks, take the write lock
-        # up front, and use WAL so readers do not block the writer (see shared/DJANGO_Q2.md).
+        # up front, and use WAL so readers do not block the writer.
         config["OPTIONS"] = {
             "timeout": 20,
             "transaction_mode": "IMMEDIATE",

@@ -21,7 +21,7 @@ from django.conf import settings
 
 from workflows.actions import registry
 from workflows.definition import event_types, walk
-from workflows.definition.errors import shape_errors
+from workflows.definition.errors import shape_errors, type_name
 from workflows.definition.model import MANUAL_INPUT_TYPES, STEP_ID_PATTERN  # noqa: F401 (forms)
 from workflows.engine.conditions import UNARY_OPERATORS
 from workflows.engine.templating import TemplateError, is_single_reference, parse_path, references
@@ -67,24 +67,6 @@ class DefinitionInvalid(Exception):
     def __init__(self, errors: list[ValidationError]) -> None:
         super().__init__("; ".join(str(e) for e in errors[:5]))
         self.errors = errors
-
-
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "list"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
 
 
 def _a(word: str) -> str:
@@ -136,7 +118,7 @@ class _Validator:
     def shape(self) -> None:
         d = self.definition
         if not isinstance(d, dict):
-            self.error("", "", f"A workflow definition is a JSON object, not {_type_name(d)}")
+            self.error("", "", f"A workflow definition is a JSON object, not {type_name(d)}")
             return
         if _nesting_exceeds(d, MAX_DEFINITION_DEPTH):
             self.error(
@@ -331,7 +313,7 @@ class _Validator:
             self.error(
                 step_id,
                 field,
-                f"'{input_field.name}' must be {_a(kind)}, not {_type_name(value)}",
+                f"'{input_field.name}' must be {_a(kind)}, not {type_name(value)}",
             )
             return
         if input_field.choices and value not in input_field.choices:
@@ -406,7 +388,7 @@ class _Validator:
                     step_id,
                     f"{field}.{key}",
                     f"Metadata values are text, numbers or booleans; '{key}' is "
-                    f"{_a(_type_name(item))}",
+                    f"{_a(type_name(item))}",
                 )
             elif isinstance(item, str) and len(item) > 500 and not references(item):
                 self.error(
@@ -566,27 +548,27 @@ class _Validator:
                 return  # the type is known only at run time
         if op in {"in", "not_in"}:
             if not isinstance(value, list):
-                self.error(step_id, field, f"'{op}' needs a list value, not {_type_name(value)}")
+                self.error(step_id, field, f"'{op}' needs a list value, not {type_name(value)}")
             else:
                 for item in value:
                     if isinstance(item, str) and references(item):
                         self.check_references(item, step_id, field, scope)
         elif op in {"gt", "gte", "lt", "lte"}:
-            if _type_name(value) not in {"integer", "number", "string"}:
+            if type_name(value) not in {"integer", "number", "string"}:
                 self.error(
                     step_id,
                     field,
-                    f"'{op}' compares numbers or strings, not {_type_name(value)}",
+                    f"'{op}' compares numbers or strings, not {type_name(value)}",
                 )
         elif op == "starts_with":
             if not isinstance(value, str):
-                self.error(step_id, field, f"'starts_with' needs a string, not {_type_name(value)}")
+                self.error(step_id, field, f"'starts_with' needs a string, not {type_name(value)}")
         elif op in {"contains", "not_contains"}:
             if isinstance(value, (list, dict)) or value is None:
                 self.error(
                     step_id,
                     field,
-                    f"'{op}' needs a string, number or boolean, not {_type_name(value)}",
+                    f"'{op}' needs a string, number or boolean, not {type_name(value)}",
                 )
 
     def check_value_type(self, node: dict, op: str, step_id: str, where: str) -> None:
@@ -754,7 +736,7 @@ def validate_manual_input(declared: list[dict], data: Any) -> list[ValidationErr
                 ValidationError(
                     "",
                     f"input.{name}",
-                    f"Input field '{name}' must be {_a(kind)}, not {_type_name(value)}",
+                    f"Input field '{name}' must be {_a(kind)}, not {type_name(value)}",
                 )
             )
         elif item.get("choices") and value not in item["choices"]:

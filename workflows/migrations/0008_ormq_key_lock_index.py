@@ -1,6 +1,6 @@
 """An index for the ORM broker's claim query (`key = … AND lock < now`).
 
-django-q2 ships none (../shared/DJANGO_Q2.md); with a backlog every claim would scan the whole
+django-q2 ships none; with a backlog every claim would scan the whole
 queue table. The table belongs to django_q, so the index is plain SQL here.
 """
 
