@@ -49,8 +49,8 @@ logconfig_dict = logging_config(
 )
 
 # Prometheus request metrics are counted in each worker process; they share this directory so
-# that whichever worker answers GET /metrics reports them all (backoffice/metrics.py). It must
-# be set before a worker imports prometheus_client, i.e. here, in the master.
+# that whichever worker answers GET /metrics reports them all (workflows/operations/metrics.py).
+# It must be set before a worker imports prometheus_client, i.e. here, in the master.
 _made_metrics_dir = ""
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     _made_metrics_dir = tempfile.mkdtemp(prefix="billflow-metrics-")

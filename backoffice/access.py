@@ -1,17 +1,13 @@
-"""The one way a back-office view reaches what its URL names: check the role, then fetch the
-object scoped to the session's environment.
+"""Role checks for back-office views, decided in one place (`backoffice.roles.can`).
 
     @guarded("runs.view")                 # anonymous: the login page; no capability: 403
     def run_page(request, run_id):
-        run = run_for(request, run_id)    # another environment's run, or none: 404
+        run = run_for(request, run_id)    # workflows.access: another environment's run: 404
 
-    workflow = workflow_for(request, workflow_id, capability="workflows.manage")
-
-Every function checks the capability first (`backoffice.roles.can`, where role checks are
-decided), so a role without it gets 403 whether or not the object exists, and an object of
-another environment is the same 404 as one that does not exist: a URL never tells a user what
-another environment holds. The builder's views sit behind `staff_member_required` and call the
-fetchers alone; the inspector, system-workflow and webhook views are wrapped in `guarded`.
+A role without the capability gets 403 before any object is fetched, so it learns nothing about
+what exists. Fetching the URL's object belongs to the app that owns it (`workflows.access`,
+`webhooks.access`): each fetcher calls `require` first, then looks only in the session's
+environment.
 """
 
 from __future__ import annotations
@@ -22,17 +18,10 @@ from typing import Any
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 
 from backoffice.roles import can
-from billing.errors import NotFoundError
-from webhooks import selectors as webhook_selectors
-from webhooks.models import WebhookEndpoint
-from workflows.inspector.selectors import run_for_environment
-from workflows.models import Run, Workflow
-from workflows.system.catalogue import BY_KEY, SystemWorkflow, system_workflows_for
 
 View = Callable[..., HttpResponse]
 
@@ -58,66 +47,3 @@ def guarded(capability: str) -> Callable[[View], View]:
         return inner
 
     return wrap
-
-
-def workflow_for(
-    request: HttpRequest, workflow_id: Any, *, capability: str = "workflows.view"
-) -> Workflow:
-    """An automation workflow of the session's environment (not deleted), with its versions."""
-    require(request, capability)
-    return get_object_or_404(
-        Workflow.objects.select_related("draft_version", "published_version"),
-        pk=workflow_id,
-        environment=request.environment,
-        deleted_at__isnull=True,
-        kind=Workflow.Kind.AUTOMATION,
-    )
-
-
-def any_workflow_for(
-    request: HttpRequest, workflow_id: Any, *, capability: str = "workflows.view"
-) -> Workflow:
-    """A workflow of any kind (automation or system) of the session's environment, as the run
-    filters and notification subscriptions name it; an id that is not a number is a 404."""
-    require(request, capability)
-    text = str(workflow_id)
-    workflow = (
-        Workflow.objects.filter(environment=request.environment, pk=text).first()
-        if text.isdigit()
-        else None
-    )
-    if workflow is None:
-        raise Http404("No such workflow in this environment.")
-    return workflow
-
-
-def run_for(request: HttpRequest, run_id: int, *, capability: str = "runs.view") -> Run:
-    """A run of the session's environment, with its workflow and version."""
-    require(request, capability)
-    run = run_for_environment(environment=request.environment, run_id=run_id)
-    if run is None:
-        raise Http404("No such run in this environment.")
-    return run
-
-
-def system_workflow_for(
-    request: HttpRequest, system_key: str, *, capability: str = "workflows.view"
-) -> tuple[SystemWorkflow, Workflow]:
-    """A system workflow's fixed spec and its workflow installed in the session's environment."""
-    require(request, capability)
-    spec = BY_KEY.get(system_key)
-    workflow = system_workflows_for(environment=request.environment).get(system_key)
-    if spec is None or workflow is None:
-        raise Http404("No such system workflow in this environment.")
-    return spec, workflow
-
-
-def endpoint_for(
-    request: HttpRequest, endpoint_id: str, *, capability: str = "webhooks.manage"
-) -> WebhookEndpoint:
-    """A webhook endpoint of the session's environment."""
-    require(request, capability)
-    try:
-        return webhook_selectors.get_endpoint(request.environment, endpoint_id)
-    except NotFoundError:
-        raise Http404("No such webhook endpoint in this environment.") from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
@@ -16,16 +17,12 @@ from django.db import models
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
+from django.utils.module_loading import import_string
 
-from backoffice.admin_base import (
-    EnvironmentRelatedFilter,
-    ReadOnlyInline,
-    ScopedModelAdmin,
-    ServiceModelForm,
-    run_service_action,
-)
+from backoffice.admin_base import EnvironmentRelatedFilter, ReadOnlyInline, log_admin_action
 from backoffice.roles import ROLE_BY_KEY_ROLE, can, role_of
 from billing import services
+from billing.admin_base import ScopedModelAdmin, ServiceModelForm, run_service_action
 from billing.api_keys import api_key_create, api_key_revoke
 from billing.events import event_envelope
 from billing.models import (
@@ -45,6 +42,7 @@ from billing.models import (
     Subscription,
     SubscriptionItem,
 )
+from billing.money import amounts_of, format_money, format_money_with_minor
 
 ACCOUNT_FILTER = ("account", EnvironmentRelatedFilter)
 
@@ -52,6 +50,24 @@ ACCOUNT_FILTER = ("account", EnvironmentRelatedFilter)
 def pretty_json(value: Any) -> str:
     """JSON for people, escaped (values come from customers and API callers)."""
     return format_html('<pre class="bf-json">{}</pre>', json.dumps(value, indent=2, sort_keys=True))
+
+
+def money_column(field: str, *, detail: bool = False):
+    """An admin column (or read-only field) showing `field` in the object's currency: "20.00 USD"
+    in lists, "20.00 USD (2000)" on detail pages (the stored minor units beside it). It sorts by
+    the amount itself."""
+
+    def show(modeladmin: admin.ModelAdmin, obj: models.Model) -> str:
+        amount, currency = getattr(obj, field), obj.currency
+        if amount is None:
+            return "—"
+        if detail:
+            return format_money_with_minor(amount, currency)
+        return format_money(amount, currency) if currency else str(amount)
+
+    show.__name__ = f"{field}_{'detail' if detail else 'money'}"
+    label = field.replace("_", " ").capitalize()
+    return admin.display(description=label, ordering=field)(show)
 
 
 def metadata_changes(before: dict, after: dict) -> dict:
@@ -62,11 +78,39 @@ def metadata_changes(before: dict, after: dict) -> dict:
 
 
 class BillingAdmin(ScopedModelAdmin):
-    """Read-only by default; the role capabilities below switch on what a page allows."""
+    """Read-only by default; the role capabilities below switch on what a page allows.
+
+    `money_fields` names the amounts (integer minor units of the object's `currency`): each gets
+    a list column `<field>_money` ("20.00 USD", sorting by the amount) and, on the detail page,
+    takes the place of the raw integer as `<field>_detail` ("20.00 USD (2000)").
+    """
 
     view_capability = "billing.view"
     list_per_page = 50
     show_full_result_count = False  # counting a big table on every page is slow on PostgreSQL
+    money_fields: tuple[str, ...] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for field in cls.money_fields:
+            setattr(cls, f"{field}_money", money_column(field))
+            setattr(cls, f"{field}_detail", money_column(field, detail=True))
+
+    def money_detail_fields(self, obj: models.Model | None) -> list[str]:
+        return [] if obj is None else [f"{field}_detail" for field in self.money_fields]
+
+    def get_fieldsets(self, request: HttpRequest, obj: models.Model | None = None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or not self.money_fields:
+            return fieldsets
+        shown = {field: f"{field}_detail" for field in self.money_fields}
+        return [
+            (name, {**options, "fields": [shown.get(f, f) for f in options["fields"]]})
+            for name, options in fieldsets
+        ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: models.Model | None = None):
+        return [*super().get_readonly_fields(request, obj), *self.money_detail_fields(obj)]
 
     def has_support_permission(self, request: HttpRequest) -> bool:
         return can(request.user, "billing.support")
@@ -78,9 +122,9 @@ class BillingAdmin(ScopedModelAdmin):
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None
     ):
         # "Why was this invoice voided?": the runs that changed this object or were triggered
-        # by an event about it (templates/admin/billing/change_form.html draws them).
-        from workflows.inspector.selectors import runs_touching
-
+        # by an event about it (templates/admin/billing/change_form.html draws them). The
+        # engine above billing answers, through a setting, as it receives billing's events.
+        runs_touching = import_string(settings.BILLING_ADMIN_RUNS_TOUCHING)
         extra = dict(extra_context or {})
         if self.model is not Event and can(request.user, "runs.view"):
             # The URL holds the admin's escaped id ("cus_5F…" for "cus_…").
@@ -173,6 +217,7 @@ class CustomerAdmin(BillingAdmin):
     list_filter = ["deleted", "currency", ACCOUNT_FILTER, "created"]
     search_fields = ["id", "email", "name", "phone"]
     list_select_related = ["account"]
+    money_fields = ("balance",)
 
     @admin.display(description="Country")
     def country(self, obj: Customer) -> str:
@@ -186,7 +231,7 @@ class CustomerAdmin(BillingAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Customer | None = None):
         if obj is None:
             return []
-        return ["id", "account", "currency", "balance", "deleted", "created"]
+        return ["id", "account", "currency", "deleted", "created", *self.money_detail_fields(obj)]
 
 
 # --- Catalogue ----------------------------------------------------------------------------------
@@ -205,11 +250,12 @@ class PriceAdmin(BillingAdmin):
         "id",
         "product",
         "nickname",
-        "unit_amount",
+        "unit_amount_money",
         "currency",
         "recurring_interval",
         "active",
     ]
+    money_fields = ("unit_amount",)
     list_filter = ["active", "currency", "recurring_interval", ACCOUNT_FILTER, "created"]
     search_fields = ["id", "nickname", "product__id", "product__name"]
     list_select_related = ["product"]
@@ -245,12 +291,17 @@ class SubscriptionAdmin(BillingAdmin):
 
 class InvoiceLineInline(ReadOnlyInline):
     model = InvoiceLine
-    fields = ["id", "description", "price", "quantity", "amount", "currency"]
+    fields = ["id", "description", "price", "quantity", "amount_detail"]
+    amount_detail = money_column("amount", detail=True)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Invoice | None = None):
+        return [*super().get_readonly_fields(request, obj), "amount_detail"]
 
 
 @admin.register(Invoice)
 class InvoiceAdmin(BillingAdmin):
-    list_display = ["id", "number", "customer", "status", "total", "currency", "created"]
+    list_display = ["id", "number", "customer", "status", "total_money", "created"]
+    money_fields = ("subtotal", "total", "amount_due", "amount_paid", "amount_remaining")
     list_filter = ["status", "currency", ACCOUNT_FILTER, "created"]
     search_fields = ["id", "number", "customer__id", "customer__email", "customer__name"]
     list_select_related = ["customer"]
@@ -295,7 +346,8 @@ class InvoiceAdmin(BillingAdmin):
 
 @admin.register(PaymentIntent)
 class PaymentIntentAdmin(BillingAdmin):
-    list_display = ["id", "customer", "amount", "currency", "status", "created"]
+    list_display = ["id", "customer", "amount_money", "status", "created"]
+    money_fields = ("amount", "amount_received")
     list_filter = ["status", "currency", ACCOUNT_FILTER, "created"]
     search_fields = ["id", "description", "customer__id", "customer__email", "customer__name"]
     list_select_related = ["customer"]
@@ -317,13 +369,13 @@ class ChargeAdmin(BillingAdmin):
     list_display = [
         "id",
         "customer",
-        "amount",
-        "amount_refunded",
-        "currency",
+        "amount_money",
+        "amount_refunded_money",
         "status",
         "disputed",
         "created",
     ]
+    money_fields = ("amount", "amount_captured", "amount_refunded")
     list_filter = ["status", "refunded", "disputed", "currency", ACCOUNT_FILTER, "created"]
     search_fields = [
         "id",
@@ -350,14 +402,16 @@ class ChargeAdmin(BillingAdmin):
 
 @admin.register(Refund)
 class RefundAdmin(BillingAdmin):
-    list_display = ["id", "charge", "amount", "currency", "status", "reason", "created"]
+    list_display = ["id", "charge", "amount_money", "status", "reason", "created"]
+    money_fields = ("amount",)
     list_filter = ["status", "reason", "currency", ACCOUNT_FILTER, "created"]
     search_fields = ["id", "charge__id", "charge__customer__email"]
 
 
 @admin.register(Dispute)
 class DisputeAdmin(BillingAdmin):
-    list_display = ["id", "charge", "amount", "currency", "status", "reason", "created"]
+    list_display = ["id", "charge", "amount_money", "status", "reason", "created"]
+    money_fields = ("amount",)
     list_filter = ["status", "currency", ACCOUNT_FILTER, "created"]
     search_fields = ["id", "charge__id", "charge__customer__email", "reason"]
 
@@ -370,9 +424,9 @@ class CheckoutSessionAdmin(BillingAdmin):
         "mode",
         "status",
         "payment_status",
-        "amount_total",
-        "currency",
+        "amount_total_money",
     ]
+    money_fields = ("amount_total",)
     list_filter = ["status", "payment_status", "mode", "currency", ACCOUNT_FILTER, "created"]
     search_fields = ["id", "customer__id", "customer__email"]
     list_select_related = ["customer"]
@@ -412,9 +466,16 @@ class EventAdmin(BillingAdmin):
         "idempotency_key",
         "caused_by_run_id",
         "dispatched_at",
+        "amounts",
         "payload",
     ]
     readonly_fields = fields
+
+    @admin.display(description="Amounts")
+    def amounts(self, obj: Event) -> str:
+        """The object's amounts as money, above the raw payload (which keeps minor units)."""
+        shown = amounts_of((obj.data or {}).get("object") or {})
+        return ", ".join(f"{name}: {text}" for name, text in shown) or "—"
 
     @admin.display(description="Payload")
     def payload(self, obj: Event) -> str:
@@ -498,6 +559,7 @@ class ApiKeyAdmin(ScopedModelAdmin):
         count = 0
         for key in queryset.filter(revoked_at__isnull=True):
             api_key_revoke(api_key=key)
+            log_admin_action(request, key, "Revoked")
             count += 1
         self.message_user(request, f"API keys revoked: {count}.", messages.SUCCESS)
 

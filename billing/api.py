@@ -33,19 +33,13 @@ from billing.api_schemas import (
     StripeList,
     SubscriptionOut,
 )
+from billing.api_support.auth import KeyAuth
+from billing.api_support.bodies import coerce_form_values
+from billing.api_support.idempotency import Answer, idempotent, request_id
+from billing.api_support.lists import CreatedFilters, filter_created, paginate
 from billing.errors import NotFoundError
 from billing.events import event_envelope
 from billing.snapshots import snapshot
-from config.api_support import (
-    Answer,
-    CreatedFilters,
-    KeyAuth,
-    coerce_form_values,
-    filter_created,
-    idempotent,
-    paginate,
-    request_id,
-)
 
 VIEW = KeyAuth("billing.view")
 SUPPORT = KeyAuth("billing.support")

@@ -1,5 +1,8 @@
 """The event outbox: `record_event` in the change's transaction, subscribers after commit.
 
+An event is an ordinary `Event.objects.create(...)`: its `save()` and the model signals run, so
+anything listening on `post_save` sees every billing event.
+
 The dispatcher (`BILLING_EVENT_DISPATCHER`, the workflow engine's) is called inside the
 transaction that records the event: the runs it creates and their queue messages (the ORM
 broker joins the transaction) commit with the event or not at all, and the event is stored
@@ -9,6 +12,12 @@ hot path (every billing step records one) is most of a step's round trips.
 Nothing leaves this module before commit: other subscribers get the event id through
 `transaction.on_commit`; one that fails is only logged. Events recorded while no dispatcher is
 set keep `dispatched_at` empty, and the sweep dispatches them.
+
+Who asks for a change (Stripe's `request` part of an event, and the workflow run that caused
+it) is the one request context, `request_context`, in the style of django-pghistory's
+`context`: the API and the back office open it per request, every service opens it from its
+own `request_id`, `idempotency_key` and `cause` arguments, and every event recorded inside
+carries it. What an inner block does not give, it inherits from the outer one.
 """
 
 from __future__ import annotations
@@ -25,8 +34,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from backoffice.inserts import insert_row
-from billing.models import Account, Environment, Event, StripeObject, new_id
+from billing.models import Account, Environment, Event, StripeObject
 from billing.snapshots import snapshot, unix
 
 logger = logging.getLogger(__name__)
@@ -34,54 +42,64 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Cause:
-    """The workflow run whose step is executing, and the chain that led to it."""
+    """The workflow run whose step makes a change, and the chain of (workflow id, run id) pairs
+    that led to it (the engine's recursion checks read it back from the event)."""
 
     run_id: int | None
     chain: list = field(default_factory=list)
 
 
 @dataclass(frozen=True)
-class RequestInfo:
-    """Stripe's `request` part of an event: who asked for the change."""
+class RequestContext:
+    """Who asks: Stripe's `request.id` and `request.idempotency_key`, and the causing run."""
 
-    id: str = ""
+    request_id: str = ""
     idempotency_key: str = ""
+    cause: Cause | None = None
 
 
-_cause: ContextVar[Cause | None] = ContextVar("billing_event_cause", default=None)
-_request: ContextVar[RequestInfo | None] = ContextVar("billing_event_request", default=None)
+NO_REQUEST = RequestContext()
+_context: ContextVar[RequestContext | None] = ContextVar("billing_request_context", default=None)
 
 
 @contextlib.contextmanager
-def event_cause(*, run_id: int | None, chain: list | None = None) -> Iterator[None]:
-    """Events recorded inside carry `caused_by_run_id` and `cause_chain` (recursion checks)."""
-    token = _cause.set(Cause(run_id=run_id, chain=list(chain or [])))
+def request_context(
+    *, request_id: str = "", idempotency_key: str = "", cause: Cause | None = None
+) -> Iterator[RequestContext]:
+    """Events recorded inside carry these; what is not given is inherited from outside (a
+    service called inside an API request, or by another service, keeps the request's id)."""
+    outer = _context.get() or NO_REQUEST
+    inner = RequestContext(
+        request_id=request_id or outer.request_id,
+        idempotency_key=idempotency_key or outer.idempotency_key,
+        cause=cause or outer.cause,
+    )
+    token = _context.set(inner)
     try:
-        yield
+        yield inner
     finally:
-        _cause.reset(token)
+        _context.reset(token)
+
+
+def current_request() -> RequestContext:
+    return _context.get() or NO_REQUEST
 
 
 @contextlib.contextmanager
 def event_request(*, request_id: str = "", idempotency_key: str = "") -> Iterator[None]:
-    """Events recorded inside carry this `request.id` / `request.idempotency_key`.
-
-    The service wrapper (`billing.idempotency.billing_service`) sets it from the call's arguments,
-    so individual services need not pass them to every `record_event`.
-    """
-    # What is not given is inherited: a service called inside an API request (or by another
-    # service) keeps the outer request's id and key.
-    outer = _request.get() or RequestInfo()
-    token = _request.set(
-        RequestInfo(
-            id=request_id or outer.id,
-            idempotency_key=idempotency_key or outer.idempotency_key,
-        )
-    )
-    try:
+    """The HTTP layer's entry: events recorded inside carry this `request.id` /
+    `request.idempotency_key` (`request_context` without a cause)."""
+    with request_context(request_id=request_id, idempotency_key=idempotency_key):
         yield
-    finally:
-        _request.reset(token)
+
+
+@contextlib.contextmanager
+def event_cause(*, run_id: int | None, chain: list | None = None) -> Iterator[None]:
+    """Events recorded inside carry `caused_by_run_id` and `cause_chain`. Prefer passing
+    `cause=Cause(...)` to the service; this is `request_context(cause=...)` for callers that
+    wrap several calls."""
+    with request_context(cause=Cause(run_id=run_id, chain=list(chain or []))):
+        yield
 
 
 def record_event(
@@ -93,28 +111,28 @@ def record_event(
     previous_attributes: dict | None = None,
     request_id: str = "",
     idempotency_key: str = "",
+    cause: Cause | None = None,
 ) -> Event:
-    """Append an event for `obj` (snapshotted now) in the current transaction."""
+    """Append an event for `obj` (snapshotted now) in the current transaction. The request
+    fields and cause not given here come from the request context."""
     data: dict = {"object": snapshot(obj)}
     if previous_attributes is not None:
         data["previous_attributes"] = previous_attributes
-    request = _request.get() or RequestInfo()
-    cause = _cause.get()
+    context = current_request()
+    cause = cause or context.cause
     dispatch = _dispatcher()
-    event = Event(
-        id=new_id("evt"),
+    event = Event.objects.create(
         environment=environment,
         account=account,
         type=type,
         data=data,
         object_id=obj.id,
-        request_id=request_id or request.id,
-        idempotency_key=idempotency_key or request.idempotency_key,
+        request_id=request_id or context.request_id,
+        idempotency_key=idempotency_key or context.idempotency_key,
         caused_by_run_id=cause.run_id if cause else None,
         cause_chain=cause.chain if cause else [],
         dispatched_at=timezone.now() if dispatch else None,
     )
-    insert_row(event)  # every billing write appends one: built once (backoffice/inserts.py)
     if dispatch:
         # Its writes are part of this transaction; if it raises, the change is undone too.
         dispatch(event)

@@ -1,30 +1,28 @@
-"""Service-level idempotency keys and the wrapper every mutating service goes through.
+"""Idempotency keys, and the wrapper every mutating service goes through.
 
-`@billing_service("customer_create")` makes a service one transaction and, when it is given
-an `idempotency_key`, stores "key -> (service, hash of the parameters, resulting object)" in
-that same transaction. A repeat with the same key and parameters returns the stored object,
-re-fetched, and writes nothing; the same key with other parameters, or for another service,
-raises `IdempotencyError`. Keys are per environment and used as given (the workflow engine
-passes `run/step/iteration`; the API keeps its own `api:`-prefixed rows in the same table).
+`@billing_service("customer_create")` makes a service one transaction (a savepoint when the
+caller has one open) and, when it is given an `idempotency_key`, stores "key -> (service, hash
+of the parameters, resulting object)" in that same transaction. A repeat with the same key and
+parameters returns the stored object, re-fetched, and writes nothing; the same key with other
+parameters, or for another service, raises `IdempotencyError`. Keys are per environment and
+used as given (the workflow engine passes `run/step/iteration`; the API keeps its own
+`api:`-prefixed rows in the same table, through `claim_key` and `ensure_same_request`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import inspect
 import json
-from collections.abc import Callable, Iterator
-from contextvars import ContextVar
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
-from django.db import connection, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 
-from backoffice.inserts import insert_unless_taken
 from billing.errors import IdempotencyError, ProviderError
-from billing.events import event_request
+from billing.events import request_context
 from billing.models import Environment, IdempotencyRecord, StripeObject
 from billing.provider import use_up_fault_after_rollback
 from billing.snapshots import RENDERERS
@@ -33,8 +31,8 @@ P = ParamSpec("P")
 R = TypeVar("R", bound=StripeObject)
 
 MODELS_BY_OBJECT = {model.OBJECT: model for model in RENDERERS}
-# Arguments that say who asks, not what is asked: a replay may differ in them.
-NOT_FINGERPRINTED = {"idempotency_key", "request_id"}
+# Arguments that say who asks or why, not what is asked: a replay may differ in them.
+NOT_FINGERPRINTED = {"idempotency_key", "request_id", "cause"}
 
 
 def _canonical(value: Any) -> Any:
@@ -55,37 +53,73 @@ def fingerprint(params: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _environment_of(params: dict[str, Any]) -> Environment:
-    if isinstance(params.get("environment"), Environment):
-        return params["environment"]
-    target = _target(params)
-    if target is not None:
-        return target.environment
-    raise TypeError("an idempotent service needs an environment or a billing object argument")
+# --- the two building blocks (the service wrapper below and the API's HTTP idempotency) --------
 
 
-def _claim(
-    *, environment: Environment, key: str, scope: str, digest: str, target: StripeObject | None
+class _KeyTaken(Exception):
+    """The key's INSERT hit the unique index; it leaves the atomic block it broke."""
+
+
+def _insert_key(**fields: Any) -> IdempotencyRecord:
+    """INSERT the key's row, inside an atomic block that `_KeyTaken` will roll back."""
+    try:
+        return IdempotencyRecord.objects.create(**fields)
+    except IntegrityError as error:
+        raise _KeyTaken from error
+
+
+def _holder(environment: Environment, key: str, taken: _KeyTaken) -> IdempotencyRecord:
+    existing = IdempotencyRecord.objects.filter(environment=environment, key=key).first()
+    if existing is None:  # not the unique key that failed
+        raise taken.__cause__ from None
+    return existing
+
+
+def claim_key(
+    *,
+    environment: Environment,
+    key: str,
+    scope: str,
+    fingerprint: str,
+    object_type: str = "",
+    object_id: str = "",
 ) -> tuple[IdempotencyRecord, bool]:
-    """Insert the key first (True: it is ours), so a concurrent call with the same key waits
-    on the unique index until this transaction ends, then finds the stored result instead of
-    doing the work twice.
+    """Store `key` for this environment, or find the row that already holds it.
 
-    One statement, no savepoint: `ON CONFLICT DO NOTHING` (PostgreSQL and SQLite) instead of
-    catching the unique violation. `target` (the object the service acts on, if any) is stored
-    at once, so a service that returns it needs no second write.
+    Returns the record and True when the key is ours. The row is inserted first, inside a
+    savepoint: a concurrent call with the same key waits on the unique index until the other
+    transaction ends, then (its INSERT failing) reads the committed row and replays it; if the
+    other transaction rolled back, the INSERT goes through and the key is ours.
     """
-    record = IdempotencyRecord(
-        environment=environment,
-        key=key,
-        scope=scope,
-        fingerprint=digest,
-        object_type=target.OBJECT if target is not None else "",
-        object_id=target.pk if target is not None else "",
-    )
-    if not insert_unless_taken(record, unique=("environment", "key")):
-        return IdempotencyRecord.objects.get(environment=environment, key=key), False
-    return record, True
+    try:
+        with transaction.atomic():
+            record = _insert_key(
+                environment=environment,
+                key=key,
+                scope=scope,
+                fingerprint=fingerprint,
+                object_type=object_type,
+                object_id=object_id,
+            )
+        return record, True
+    except _KeyTaken as taken:
+        return _holder(environment, key, taken), False
+
+
+def ensure_same_request(
+    record: IdempotencyRecord, *, scope: str, fingerprint: str, param: str, shown_key: str
+) -> None:
+    """A key replays only the request it was first used for (same scope and parameters)."""
+    if record.scope != scope or record.fingerprint != fingerprint:
+        raise IdempotencyError(
+            "Keys for idempotent requests can only be used with the same parameters they were "
+            f"first used with. Try using a key other than '{shown_key}' if you meant to "
+            "execute a different request.",
+            param=param,
+        )
+
+
+# --- the service wrapper -----------------------------------------------------------------------
 
 
 def _target(params: dict[str, Any]) -> StripeObject | None:
@@ -95,14 +129,16 @@ def _target(params: dict[str, Any]) -> StripeObject | None:
     return None
 
 
-def _replay(record: IdempotencyRecord, *, scope: str, digest: str) -> StripeObject:
-    if record.scope != scope or record.fingerprint != digest:
-        raise IdempotencyError(
-            "Keys for idempotent requests can only be used with the same parameters they were "
-            f"first used with. Try using a key other than '{record.key}' if you meant to "
-            "execute a different request.",
-            param="idempotency_key",
-        )
+def _environment_of(params: dict[str, Any]) -> Environment:
+    if isinstance(params.get("environment"), Environment):
+        return params["environment"]
+    target = _target(params)
+    if target is not None:
+        return target.environment
+    raise TypeError("an idempotent service needs an environment or a billing object argument")
+
+
+def _stored_result(record: IdempotencyRecord) -> StripeObject:
     model = MODELS_BY_OBJECT.get(record.object_type)
     if model is None or not record.object_id:
         raise IdempotencyError(
@@ -113,26 +149,20 @@ def _replay(record: IdempotencyRecord, *, scope: str, digest: str) -> StripeObje
     return model.objects.get(pk=record.object_id)
 
 
-# Set by `no_savepoint()` for the next service call only (see there).
-_SPARE_SAVEPOINT: ContextVar[bool] = ContextVar("billing_spare_savepoint", default=False)
-
-
-@contextlib.contextmanager
-def no_savepoint() -> Iterator[None]:
-    """For a caller inside a transaction that any error of the service ends as a whole (a
-    workflow step's): the service it calls next opens no savepoint, two round trips fewer.
-
-    Only that outermost call: the services it calls in turn keep their savepoints, since a
-    service may catch another's error and carry on in the same transaction.
-    """
-    token = _SPARE_SAVEPOINT.set(True)
-    try:
-        yield
-    finally:
-        _SPARE_SAVEPOINT.reset(token)
+def _store_result(record: IdempotencyRecord, result: StripeObject) -> None:
+    if (record.object_type, record.object_id) != (result.OBJECT, result.pk):
+        record.object_type, record.object_id = result.OBJECT, result.pk
+        record.save(update_fields=["object_type", "object_id"])
 
 
 def billing_service(scope: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """One transaction per call (a savepoint inside the caller's), keyed by `idempotency_key`.
+
+    Events the service records carry its `request_id`, its key and its `cause` (see
+    `billing.events.request_context`); what the call does not give, it inherits from the
+    request around it.
+    """
+
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
         signature = inspect.signature(fn)
 
@@ -142,40 +172,46 @@ def billing_service(scope: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
             bound.apply_defaults()
             params = bound.arguments
             key = params.get("idempotency_key") or ""
-            request_id = params.get("request_id") or ""
-            savepoint = not _SPARE_SAVEPOINT.get()
-            spare = _SPARE_SAVEPOINT.set(False)  # nested services keep their savepoints
+            context = request_context(
+                request_id=params.get("request_id") or "",
+                idempotency_key=key,
+                cause=params.get("cause"),
+            )
+            digest = fingerprint(params) if key else ""
+            environment = _environment_of(params) if key else None
             try:
-                with (
-                    transaction.atomic(savepoint=savepoint),
-                    event_request(request_id=request_id, idempotency_key=key),
-                ):
+                # The service's own savepoint also holds its key's claim (`claim_key` without
+                # a second savepoint): a taken key rolls it back before anything else is done.
+                with transaction.atomic(), context:
                     if not key:
                         return fn(*args, **kwargs)
-                    digest = fingerprint(params)
-                    record, ours = _claim(
-                        environment=_environment_of(params),
+                    # The object the service acts on (if any) is stored with the key at once,
+                    # so a service that returns it needs no second write.
+                    target = _target(params)
+                    record = _insert_key(
+                        environment=environment,
                         key=key,
                         scope=scope,
-                        digest=digest,
-                        target=_target(params),
+                        fingerprint=digest,
+                        object_type=target.OBJECT if target is not None else "",
+                        object_id=target.pk if target is not None else "",
                     )
-                    if not ours:
-                        return _replay(record, scope=scope, digest=digest)  # type: ignore[return-value]
                     result = fn(*args, **kwargs)
-                    if (record.object_type, record.object_id) != (result.OBJECT, result.pk):
-                        record.object_type = result.OBJECT
-                        record.object_id = result.pk
-                        record.save(update_fields=["object_type", "object_id"])
+                    _store_result(record, result)
                     return result
+            except _KeyTaken as taken:
+                # Another call holds (or held) the key: replay its result.
+                record = _holder(environment, key, taken)
+                ensure_same_request(
+                    record, scope=scope, fingerprint=digest, param="idempotency_key", shown_key=key
+                )
+                return _stored_result(record)  # type: ignore[return-value]
             except ProviderError as error:
-                # Without a savepoint nothing is rolled back yet: the caller's rollback is, and
-                # the caller counts again then (the transaction refuses queries until it does).
+                # Our savepoint rolled back the simulator's fault counter: count it again (unless
+                # the caller's transaction is broken; its own rollback counts it then).
                 if not connection.needs_rollback:
                     use_up_fault_after_rollback(error)
                 raise
-            finally:
-                _SPARE_SAVEPOINT.reset(spare)
 
         return wrapper
 

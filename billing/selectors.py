@@ -7,7 +7,6 @@ from typing import Any, TypeVar
 
 from django.db.models import QuerySet
 
-from backoffice.selects import select_row
 from billing.errors import InvalidRequestError, NotFoundError
 from billing.models import (
     Charge,
@@ -48,14 +47,15 @@ def get_object(
     """The object with this id in this environment; another environment's object is missing.
 
     `for_update`: read it under a row lock (`SELECT … FOR UPDATE`), inside a transaction."""
-    # The hottest read there is (every API call and workflow step): see backoffice/selects.py.
-    obj = None
-    if _could_be_an_id(id):
-        obj = select_row(model, for_update=for_update, pk=id, environment=environment.pk)
-    if obj is None:
+    rows = model.objects.select_for_update() if for_update else model.objects.all()
+    try:
+        if not _could_be_an_id(id):
+            raise model.DoesNotExist
+        obj = rows.get(pk=id, environment=environment)
+    except model.DoesNotExist:
         raise NotFoundError(
             f"No such {model.OBJECT.replace('.', ' ').replace('_', ' ')}: '{id}'", param=param
-        )
+        ) from None
     obj.environment = environment  # it was filtered on: spare the query when it is read
     return obj
 

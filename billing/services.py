@@ -1,9 +1,15 @@
 """The one writer of billing objects.
 
 Each public service is keyword-only, runs in one transaction (`billing_service`), appends its
-events in that transaction, and accepts `idempotency_key` and `request_id`. A card decline is
-not an exception: the objects end in their failed states and the failure events are recorded.
-docs/billing.md records the choices Stripe leaves open.
+events in that transaction, and accepts `idempotency_key`, `request_id` and `cause` (the
+workflow run making the change, stamped on its events). A card decline is not an exception:
+the objects end in their failed states and the failure events are recorded.
+
+Plain Django throughout: an object is changed after reading it again under its row lock
+(`select_for_update()`), saved with `save(update_fields=...)` where the changed fields are
+known, and each event is an `Event.objects.create` (`billing.events.record_event`), so
+`save()` overrides and model signals see every billing write. docs/billing.md records the
+choices Stripe leaves open.
 """
 
 from __future__ import annotations
@@ -17,13 +23,10 @@ from typing import Any, TypeVar
 from django.db.models import Model
 from django.utils import timezone
 
-from backoffice.selects import select_row
-from backoffice.updates import save_fields
 from billing import provider
 from billing.errors import NotFoundError
-from billing.events import record_event
+from billing.events import Cause, record_event
 from billing.idempotency import billing_service
-from billing.locks import is_locked
 from billing.models import (
     Account,
     Charge,
@@ -86,7 +89,7 @@ def _recording_changes(
     before = snapshot(obj)
     yield
     if fields:
-        save_fields(obj, fields)  # what save(update_fields=…) does, built once per shape
+        obj.save(update_fields=fields)
     else:
         obj.save()
     previous = changed_attributes(before, snapshot(obj))
@@ -102,11 +105,7 @@ def _change(obj: StripeObject, fields: dict[str, Any], event_type: str | None) -
 
 def _locked(obj: M) -> M:
     """Re-read a row under a lock, so concurrent payments or refunds queue behind each other."""
-    if is_locked(obj):
-        return obj  # read under a lock in this transaction by our caller (billing.locks)
-    locked = select_row(type(obj), for_update=True, pk=obj.pk)
-    if locked is None:
-        raise type(obj).DoesNotExist
+    locked = type(obj).objects.select_for_update().get(pk=obj.pk)
     # An object never moves to another environment: reuse the one already loaded, if any.
     environment = type(obj)._meta.get_field("environment")
     if environment.is_cached(obj) and locked.environment_id == obj.environment_id:
@@ -150,6 +149,7 @@ def account_create(
     metadata: dict | None = None,
     idempotency_key: str | None = None,
     request_id: str = "",
+    cause: Cause | None = None,
 ) -> Account:
     """A connected account. Stripe sends no event for this to the platform, nor do we."""
     name = check_text(name, param="name", max_length=200)
@@ -204,6 +204,7 @@ def customer_create(
     default_payment_method: str = "",
     idempotency_key: str | None = None,
     request_id: str = "",
+    cause: Cause | None = None,
 ) -> Customer:
     check_same_environment(account, environment, "account")
     fields = _customer_fields(
@@ -229,6 +230,7 @@ def customer_update(
     changes: dict,
     idempotency_key: str | None = None,
     request_id: str = "",
+    cause: Cause | None = None,
 ) -> Customer:
     """`changes` uses the API's names; `invoice_settings.default_payment_method` or plain
     `default_payment_method` set the default payment method."""
@@ -252,6 +254,7 @@ def customer_delete(
     customer: Customer,
     idempotency_key: str | None = None,
     request_id: str = "",
+    cause: Cause | None = None,
 ) -> Customer:
     """Stripe's customer delete: the customer is gone for the API (a 404 from then on for
     writes, left out of lists), its subscriptions still running are canceled now, and
@@ -264,7 +267,7 @@ def customer_delete(
         status__in=[Subscription.Status.CANCELED, Subscription.Status.INCOMPLETE_EXPIRED]
     )
     for subscription in running.order_by("created", "pk"):
-        subscription_cancel(subscription=subscription, request_id=request_id)
+        subscription_cancel(subscription=subscription, request_id=request_id, cause=cause)
     customer.deleted = True
     customer.save(update_fields=["deleted"])
     _event("customer.deleted", customer)
@@ -281,6 +284,7 @@ def product_create(
     metadata: dict | None = None,
     idempotency_key: str | None = None,
     request_id: str = "",
+    cause: Cause | None = None,
 ) -> Product:
     check_same_environment(account, environment, "account")
     name = check_text(name, param="name", max_length=250)
@@ -309,6 +313,7 @@ def price_create(
     metadata: dict | None = None,
     idempotency_key: str | None = None,
     request_id: str = "",
+    cause: Cause | None = None,
 ) -> Price:
     if recurring_interval and recurring_interval not in Price.Interval.values:
         raise invalid(
@@ -444,6 +449,7 @@ def payment_intent_create(
     confirm: bool = False,
     idempotency_key: str | None = None,
     request_id: str = "",
+    cause: Cause | None = None,
 ) -> PaymentIntent:
     payment_method = optional_payment_method(payment_method, param="payment_method")
     if confirm and not payment_method:
@@ -484,6 +490,7 @@ def payment_intent_update(
     changes: dict,
     idempotency_key: str | None = None,
     request_id: str = "",
+    cause: Cause | None = None,
 ) -> PaymentIntent:
     """Stripe sends no event for a PaymentIntent update, and neither do we."""
     reject_unknown(changes, {"amount", "currency", "description", "metadata", "payment_method"})
@@ -524,6 +531,7 @@ def payment_intent_confirm(
     payment_method: str = "",
     idempotency_key: str | None = None,
     request_id: str = "",
+    cause: Cause | None = None,
 ) -> PaymentIntent:
     intent = _locked(payment_intent)
     if intent.status not in CONFIRMABLE:
@@ -548,6 +556,7 @@ def payment_intent_cancel(
     payment_intent: PaymentIntent,
     idempotency_key: str | None = None,
     request_id: str = "",
+    cause: Cause | None = None,
 ) -> PaymentIntent:
     intent = _locked(payment_intent)
     if intent.status not in CONFIRMABLE | {PaymentIntent.Status.REQUIRES_ACTION}:
@@ -570,6 +579,7 @@ def payment_intent_settle(
     succeeded: bool,
     idempotency_key: str | None = None,
     request_id: str = "",
+    cause: Cause | None = None,
 ) -> PaymentIntent:
     """Ends a delayed payment (`pm_delayed_*`) made outside checkout. If the intent pays an
     invoice, the invoice and its subscription follow."""
@@ -622,6 +632,7 @@ def invoice_create(
     metadata: dict | None = None,
     idempotency_key: str | None = None,
     request_id: str = "",
+    cause: Cause | None = None,
 ) -> Invoice:
     if subscription is not None and subscription.customer_id != customer.pk:
         raise invalid("The subscription belongs to another customer.", "subscription")
@@ -641,6 +652,7 @@ def invoice_update(
     changes: dict,
     idempotency_key: str | None = None,
     request_id: str = "",
+    cause: Cause | None = None,
 ) -> Invoice:
     """A draft's description and metadata can change; a finalized invoice's metadata only."""
     reject_unknown(changes, {"description", "metadata"})
@@ -690,6 +702,7 @@ def invoice_finalize(
     invoice: Invoice,
     idempotency_key: str | None = None,
     request_id: str = "",
+    cause: Cause | None = None,
 ) -> Invoice:
     return _finalize(_locked(invoice))
 
@@ -772,6 +785,7 @@ def invoice_pay(
     payment_method: str = "",
     idempotency_key: str | None = None,
     request_id: str = "",
+    cause: Cause | None = None,
 ) -> Invoice:
     return _pay(_locked(invoice), payment_method)
 
@@ -782,6 +796,7 @@ def invoice_void(
     invoice: Invoice,
     idempotency_key: str | None = None,
     request_id: str = "",
+    cause: Cause | None = None,
 ) -> Invoice:
     invoice = _locked(invoice)
     if invoice.status not in {Invoice.Status.OPEN, Invoice.Status.UNCOLLECTIBLE}:
@@ -860,7 +875,8 @@ def _subscription_create(
         metadata={},
     )
     # Stripe does not announce `latest_invoice` being set on creation with an updated event.
-    Subscription.objects.filter(pk=subscription.pk).update(latest_invoice=invoice)
+    subscription.latest_invoice = invoice
+    subscription.save(update_fields=["latest_invoice"])
     invoice = _finalize(invoice)
     if invoice.status == Invoice.Status.OPEN:
         _pay(_locked(invoice), method)
@@ -881,6 +897,7 @@ def subscription_create(
     metadata: dict | None = None,
     idempotency_key: str | None = None,
     request_id: str = "",
+    cause: Cause | None = None,
 ) -> Subscription:
     return _subscription_create(
         customer=customer,
@@ -899,6 +916,7 @@ def subscription_update(
     changes: dict,
     idempotency_key: str | None = None,
     request_id: str = "",
+    cause: Cause | None = None,
 ) -> Subscription:
     """Metadata, default payment method, `cancel_at_period_end`, and `items` (which replace
     the current items; the new prices apply from the next period, without proration)."""
@@ -946,6 +964,7 @@ def subscription_cancel(
     at_period_end: bool = False,
     idempotency_key: str | None = None,
     request_id: str = "",
+    cause: Cause | None = None,
 ) -> Subscription:
     subscription = _locked(subscription)
     if subscription.status in {
@@ -986,6 +1005,7 @@ def refund_create(
     metadata: dict | None = None,
     idempotency_key: str | None = None,
     request_id: str = "",
+    cause: Cause | None = None,
 ) -> Refund:
     if charge is None:
         if payment_intent is None or payment_intent.latest_charge_id is None:
@@ -1055,6 +1075,7 @@ def dispute_create(
     reason: str = "general",
     idempotency_key: str | None = None,
     request_id: str = "",
+    cause: Cause | None = None,
 ) -> Dispute:
     """A chargeback, as the card network would open it (the simulator's stand-in)."""
     if reason not in DISPUTE_REASONS:
@@ -1097,6 +1118,7 @@ def checkout_session_create(
     metadata: dict | None = None,
     idempotency_key: str | None = None,
     request_id: str = "",
+    cause: Cause | None = None,
 ) -> CheckoutSession:
     """Stripe sends no event when a session is created."""
     if mode not in CheckoutSession.Mode.values:
@@ -1168,6 +1190,7 @@ def checkout_session_complete(
     payment_method: str,
     idempotency_key: str | None = None,
     request_id: str = "",
+    cause: Cause | None = None,
 ) -> CheckoutSession:
     """The buyer pays. Subscription mode creates the subscription with its first invoice;
     after a decline, paying again pays that same invoice."""
@@ -1195,7 +1218,7 @@ def checkout_session_complete(
         if session.customer is None:
             # A subscription needs a customer; Stripe's Checkout creates one the same way.
             session.customer = customer_create(
-                environment=session.environment, account=session.account
+                environment=session.environment, account=session.account, cause=cause
             )
         if session.subscription is None:
             prices = {
@@ -1221,6 +1244,7 @@ def checkout_session_expire(
     session: CheckoutSession,
     idempotency_key: str | None = None,
     request_id: str = "",
+    cause: Cause | None = None,
 ) -> CheckoutSession:
     session = _open_session(session)
     session.status = CheckoutSession.Status.EXPIRED
@@ -1237,6 +1261,7 @@ def checkout_session_settle(
     succeeded: bool,
     idempotency_key: str | None = None,
     request_id: str = "",
+    cause: Cause | None = None,
 ) -> CheckoutSession:
     """The delayed payment of a completed session (`pm_delayed_*`) succeeds or fails."""
     session = _locked(session)

@@ -1,15 +1,14 @@
 """The one django-ninja API under /api/v1/. Routers come from the apps; plumbing from
-`config.api_support` (key auth, Stripe-style errors, idempotent POSTs, pagination)."""
+`billing.api_support` (key auth, Stripe-style errors, idempotent POSTs, pagination)."""
 
 from __future__ import annotations
 
 from billing.api import router as billing_router
-from config.api_support import (
-    BillflowAPI,
-    BillflowParser,
-    install_error_handlers,
-    refuse_unknown_query_params,
-)
+from billing.api_support.auth import refuse_unknown_query_params
+from billing.api_support.bodies import BillflowParser
+from billing.api_support.errors import install_error_handlers
+from billing.api_support.openapi import BillflowAPI
+from history.api import router as history_router
 from webhooks.api import router as webhooks_router
 from workflows.api import router as workflows_router
 
@@ -33,4 +32,5 @@ api.add_decorator(refuse_unknown_query_params, mode="view")
 api.add_router("", billing_router)
 api.add_router("", workflows_router)
 api.add_router("", webhooks_router)
+api.add_router("", history_router)
 # Another app adds its routes here: import its `Router` above and `api.add_router("", router)`.

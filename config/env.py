@@ -67,7 +67,7 @@ def database_config(default_sqlite: Path) -> dict:
     config["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", default=60, minimum=0)
     # Web processes check a kept connection before each request. Worker processes (qcluster)
     # skip the check, a round trip per task: their first statement of a task replaces a
-    # connection found dead instead (backoffice/reconnect.py).
+    # connection found dead instead (workflows/engine/store/reconnect.py).
     worker_process = sys.argv[1:2] == ["qcluster"]
     config["CONN_HEALTH_CHECKS"] = env_bool("DATABASE_HEALTH_CHECKS", default=not worker_process)
     prepared_statements = env_bool("DATABASE_PREPARED_STATEMENTS", default=True)

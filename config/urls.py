@@ -1,13 +1,13 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
 
-from backoffice.metrics import metrics
+from billing.api_support.errors import api_urls, unknown_route
 from config.api import api
-from config.api_support import api_urls, unknown_route
+from workflows.operations.metrics import metrics
 from workflows.operations.views import health
 
 urlpatterns = [
-    path("", include("backoffice.urls")),
+    path("", include("console.urls")),
     # Liveness for load balancers and monitoring (docs/operations.md).
     path("health/", health, name="health"),
     # Prometheus metrics, for a scraper holding METRICS_TOKEN (docs/operations.md).

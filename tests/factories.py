@@ -23,6 +23,7 @@ from django.contrib.auth.models import Group, User
 
 from billing import services as billing
 from billing.models import Charge, Customer, Environment, Price, Product, Subscription
+from workflows.engine.store.forcing import force_rows
 
 
 class EnvironmentFactory(factory.Factory):
@@ -376,7 +377,7 @@ def run_row(
 
     created = created or timezone.now()
     terminal = status in ("succeeded", "failed", "canceled")
-    run = Run.objects.create(
+    run = force_rows(Run).create(
         environment_id=workflow.environment_id,
         workflow=workflow,
         version=workflow.published_version,
@@ -390,7 +391,7 @@ def run_row(
         lease_expires_at=lease_expires_at,
         next_attempt_at=next_attempt_at,
     )
-    StepRun.objects.bulk_create(
+    force_rows(StepRun).bulk_create(
         StepRun(
             run=run,
             step_id=f"step{i}",

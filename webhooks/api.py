@@ -14,7 +14,9 @@ from ninja import Field, Query, Router
 from billing import selectors as billing_selectors
 from billing.api import In, ListParams
 from billing.api_schemas import DeletedOut, Obj, StripeList
-from config.api_support import KeyAuth, filter_created, idempotent, paginate
+from billing.api_support.auth import KeyAuth
+from billing.api_support.idempotency import idempotent
+from billing.api_support.lists import filter_created, paginate
 from webhooks import selectors, services
 
 MANAGE = KeyAuth("webhooks.manage")

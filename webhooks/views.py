@@ -13,9 +13,10 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from backoffice.access import endpoint_for, guarded
+from backoffice.access import guarded
 from billing.errors import InvalidRequestError
 from webhooks import selectors, services
+from webhooks.access import endpoint_for
 from webhooks.models import WebhookDelivery
 from workflows.definition.event_types import event_choices
 

@@ -1,6 +1,6 @@
 """Workflow and run resources of the API (`/api/v1/workflows`, `/api/v1/runs`).
 
-Same keys, errors and idempotency as the billing resources (`config.api_support`): every lookup
+Same keys, errors and idempotency as the billing resources (`billing.api_support`): every lookup
 is scoped to the key's environment (another environment's workflow or run is a 404), every write
 goes through `workflows.services` or `workflows.engine.runs` (invoke, restart and cancel
 through `workflows.inspector.audit`, so the run's history names the API key), and POSTs honour
@@ -20,8 +20,10 @@ from ninja import Field, Query, Router, Schema
 from pydantic import BaseModel, ConfigDict
 
 from billing.api_schemas import Out, StripeList
+from billing.api_support.auth import KeyAuth
+from billing.api_support.idempotency import idempotent
+from billing.api_support.lists import CreatedFilters, filter_created, paginate
 from billing.errors import InvalidRequestError, NotFoundError
-from config.api_support import CreatedFilters, KeyAuth, filter_created, idempotent, paginate
 from workflows import services
 from workflows.definition.model import definition_schema, written_out_models
 from workflows.definition.validation import DefinitionInvalid, ValidationError

@@ -9,6 +9,7 @@ from django.db.models.fields.json import KeyTextTransform
 from django.utils import timezone
 
 from billing.models import ApiKey, Environment, Event
+from workflows.engine.store.guard import StoreOnlyManager, StoreOnlyModel
 
 
 class Workflow(models.Model):
@@ -198,7 +199,7 @@ class Condition(models.Model):
         return self.group or f"{self.field} {self.op}"
 
 
-class Run(models.Model):
+class Run(StoreOnlyModel, models.Model):
     class Status(models.TextChoices):
         PENDING = "pending"
         RUNNING = "running"
@@ -210,6 +211,9 @@ class Run(models.Model):
         EVENT = "event"
         MANUAL = "manual"
         SCHEDULE = "schedule"
+
+    # Reads only: runs are written by the engine's store (workflows/engine/store/).
+    objects = StoreOnlyManager()
 
     environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="+")
     workflow = models.ForeignKey(Workflow, on_delete=models.PROTECT, related_name="runs")
@@ -275,7 +279,7 @@ class Run(models.Model):
         return self.status in {self.Status.SUCCEEDED, self.Status.FAILED, self.Status.CANCELED}
 
 
-class StepRun(models.Model):
+class StepRun(StoreOnlyModel, models.Model):
     """One execution record per (run, step, iteration)."""
 
     class Status(models.TextChoices):
@@ -285,6 +289,9 @@ class StepRun(models.Model):
         FAILED = "failed"
         SKIPPED = "skipped"
         CANCELED = "canceled"
+
+    # Reads only: step records are written by the engine's store (workflows/engine/store/).
+    objects = StoreOnlyManager()
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="step_runs")
     step_id = models.CharField(max_length=64)
@@ -319,7 +326,7 @@ class StepRun(models.Model):
         return f"{self.run_id}/{self.step_id}/{self.iteration}"
 
 
-class Delivery(models.Model):
+class Delivery(StoreOnlyModel, models.Model):
     """One outgoing message (e-mail, HTTP call) per idempotency key, so it is sent once.
 
     Actions with side effects outside the database claim their key here before sending and
@@ -336,6 +343,9 @@ class Delivery(models.Model):
         SENDING = "sending"
         SENT = "sent"
         FAILED = "failed"
+
+    # Reads only: send records are written by the engine's store (workflows/engine/store/).
+    objects = StoreOnlyManager()
 
     kind = models.CharField(max_length=10, choices=Kind.choices)
     idempotency_key = models.CharField(max_length=255)

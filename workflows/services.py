@@ -17,6 +17,7 @@ from django.db.models import Max
 from django.utils import timezone
 from django_q.models import Schedule
 
+from backoffice.actors import records_actor
 from billing.models import Environment
 from workflows.definition.rows import definition_to_rows, version_definition
 from workflows.definition.validation import DefinitionInvalid, validate_definition, validate_shape
@@ -181,6 +182,7 @@ def workflow_publish(*, workflow: Workflow, published_by: Any = None) -> Workflo
     return draft
 
 
+@records_actor("activated_by")  # the person or key is the actor in the history
 @transaction.atomic
 def workflow_activate(*, workflow: Workflow, activated_by: Any = None) -> Workflow:
     """New events (or the schedule) start runs of the published version from now on."""
@@ -221,6 +223,7 @@ def workflow_activate(*, workflow: Workflow, activated_by: Any = None) -> Workfl
     return workflow
 
 
+@records_actor("deactivated_by")  # the person or key is the actor in the history
 @transaction.atomic
 def workflow_deactivate(*, workflow: Workflow, deactivated_by: Any = None) -> Workflow:
     """No new runs start; runs already started finish on their version."""
@@ -234,6 +237,7 @@ def workflow_deactivate(*, workflow: Workflow, deactivated_by: Any = None) -> Wo
     return workflow
 
 
+@records_actor("deleted_by")  # the person or key is the actor in the history
 @transaction.atomic
 def workflow_delete(*, workflow: Workflow, deleted_by: Any = None) -> bool:
     """Delete; soft (hidden, kept) while runs reference its versions. True if rows were removed."""

@@ -50,12 +50,26 @@ INSTALLED_APPS = [
     "slack_actions",
     # Webhook endpoints: events delivered to other systems, signed as Stripe signs them.
     "webhooks",
+    # Who did what: change history written by database triggers (docs/history.md).
+    "pgtrigger",
+    "pghistory",
+    "history",
+    # The top floor: the session's environment, its switcher and admin page, demo data
+    # (docs/architecture.md, "Layers").
+    "console",
 ]
+
+# History triggers are installed after every migrate, not by the tracked apps' migrations
+# (history/models.py declares them for billing, workflows and auth models; docs/history.md).
+PGTRIGGER_MIGRATIONS = False
+PGTRIGGER_INSTALL_ON_MIGRATE = True
 
 MIDDLEWARE = [
     # Outermost: every response is counted and carries Request-Id, static files included.
     "backoffice.metrics.RequestMetricsMiddleware",
     "backoffice.request_ids.RequestIdMiddleware",
+    # The billing events a request records carry its Request-Id.
+    "console.middleware.EventRequestMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files are served by the app itself (docs/operations.md), before sessions and views.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -64,12 +78,14 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # The request's person or API key, and its id, become the actor of the changes it makes.
+    "history.middleware.HistoryContextMiddleware",
     # Turns a login refused by django-axes into the 429 page (after the view ran).
     "axes.middleware.AxesMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    "backoffice.middleware.CurrentEnvironmentMiddleware",
+    "console.middleware.CurrentEnvironmentMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -88,7 +104,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "backoffice.context_processors.environment",
+                "console.context_processors.environment",
             ],
             "loaders": [
                 (
@@ -180,7 +196,7 @@ Q_CLUSTER: dict = {
 if QUEUE_BROKER == "orm":
     Q_CLUSTER["orm"] = "default"
     # The same broker, claiming with one statement (FOR UPDATE SKIP LOCKED) on PostgreSQL.
-    Q_CLUSTER["broker_class"] = "backoffice.broker.SkipLockedORM"
+    Q_CLUSTER["broker_class"] = "workflows.engine.store.queue.SkipLockedORM"
 else:
     Q_CLUSTER["redis"] = REDIS_URL
 # Each cluster's heartbeat (django-q's Stat, every 0.5 s, 3 s TTL) goes to this cache with the ORM
@@ -258,6 +274,9 @@ BILLING_EVENT_DISPATCHER: str = "workflows.engine.dispatch.dispatch_recorded_eve
 BILLING_EVENT_OUTBOXES: list[str] = ["webhooks.outbox.webhook_deliveries_record"]
 # Dotted paths called with each committed billing event's id, after commit.
 BILLING_EVENT_SUBSCRIBERS: list[str] = []
+# The runs that changed a billing object or were started by an event about it, listed on its
+# admin page: `runs_touching(environment=…, object_id=…)`.
+BILLING_ADMIN_RUNS_TOUCHING: str = "workflows.inspector.selectors.runs_touching"
 
 # The example custom-action app (slack_actions): an incoming-webhook URL; empty = not configured.
 SLACK_ACTIONS = {"WEBHOOK_URL": env.str("SLACK_WEBHOOK_URL", default="")}
@@ -280,10 +299,12 @@ LOGGING = logging_config(
     extra_loggers={
         "django-q": {"level": env.str("Q_LOG_LEVEL", default="WARNING")},
         "axes": {"level": "WARNING"},
+        "pgtrigger": {"level": "WARNING"},
     },
 )
 
-# GET /metrics (backoffice/metrics.py) answers only `Authorization: Bearer <METRICS_TOKEN>`.
+# GET /metrics (workflows/operations/metrics.py) answers only
+# `Authorization: Bearer <METRICS_TOKEN>`.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
     raise ImproperlyConfigured("Environment variable METRICS_TOKEN must be at least 16 characters.")

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from workflows.actions.delivery import delivery_send_once
 from workflows.actions.registry import ActionError
+from workflows.engine.store.forcing import force_rows
 from workflows.models import Delivery
 
 
@@ -54,7 +55,7 @@ def test_a_failed_send_is_recorded_and_may_be_tried_again(db):
 
 
 def test_it_waits_for_an_attempt_that_may_be_sending_right_now(db):
-    Delivery.objects.create(kind="email", idempotency_key="3/mail/", claimed_at=timezone.now())
+    force_rows(Delivery).create(kind="email", idempotency_key="3/mail/", claimed_at=timezone.now())
     sender = Sender()
 
     with pytest.raises(ActionError) as caught:
@@ -67,7 +68,7 @@ def test_it_waits_for_an_attempt_that_may_be_sending_right_now(db):
 
 def test_it_takes_over_a_claim_whose_worker_died_mid_send(db, settings):
     settings.BILLFLOW = {**settings.BILLFLOW, "LEASE_SECONDS": 10}
-    Delivery.objects.create(
+    force_rows(Delivery).create(
         kind="email",
         idempotency_key="3/mail/",
         claimed_at=timezone.now() - timedelta(seconds=6),  # older than half a lease

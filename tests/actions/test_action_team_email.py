@@ -18,6 +18,7 @@ from workflows.actions.team_email import (
     validate_params,
 )
 from workflows.engine.executor import run_execute
+from workflows.engine.store.forcing import force_rows
 from workflows.engine.templating import resolve
 from workflows.models import Delivery, Run, StepRun
 
@@ -248,8 +249,8 @@ def test_the_engine_emails_finance_once_for_each_payment_over_1000_usd(live, mon
     run_execute(run_id=run.pk)
     # The worker "died" after the send, before the step's success was recorded: another worker
     # executes the step again with the same key, and no second e-mail goes out.
-    StepRun.objects.filter(run=run).update(status=StepRun.Status.RUNNING, output=None)
-    Run.objects.filter(pk=run.pk).update(
+    force_rows(StepRun.objects.filter(run=run)).update(status=StepRun.Status.RUNNING, output=None)
+    force_rows(Run.objects.filter(pk=run.pk)).update(
         status=Run.Status.PENDING, lease_owner="", lease_expires_at=None, finished_at=None
     )
     assert run_execute(run_id=run.pk) == "succeeded"

@@ -39,6 +39,7 @@ from workflows.actions.team_email import message_id_for
 from workflows.engine.executor import run_execute
 from workflows.engine.leases import lease_claim, lease_held
 from workflows.engine.runs import run_start_manual
+from workflows.engine.store.forcing import force_rows
 from workflows.engine.sweep import sweep
 from workflows.models import Delivery, Run, StepRun
 
@@ -249,7 +250,7 @@ def test_a_sending_claim_is_taken_over_only_by_the_worker_holding_the_run_s_leas
     run = _manual_run(live, alice)
     assert lease_claim(run_id=run.pk, owner="worker-a") is not None
     key = f"{run.pk}/post/"
-    Delivery.objects.create(
+    force_rows(Delivery).create(
         kind=Delivery.Kind.HTTP, idempotency_key=key, claimed_at=timezone.now() - timedelta(hours=1)
     )
     calls: list[str] = []
@@ -271,7 +272,9 @@ def test_a_sending_claim_is_taken_over_only_by_the_worker_holding_the_run_s_leas
     delivery = Delivery.objects.get(idempotency_key=key)
     assert (delivery.status, delivery.attempts) == (Delivery.Status.SENDING, 1)
 
-    Run.objects.filter(pk=run.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    force_rows(Run.objects.filter(pk=run.pk)).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
     assert lease_claim(run_id=run.pk, owner="worker-b") is not None
     assert send_as("worker-b") == {"status": 200}
     assert calls == ["sent"]

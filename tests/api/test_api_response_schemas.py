@@ -28,6 +28,7 @@ from tests.api_client import BASE, api_for, error_of
 from webhooks.models import WebhookEndpoint
 from workflows.engine.executor import run_execute
 from workflows.engine.runs import run_start_manual
+from workflows.engine.store.forcing import force_rows
 from workflows.models import Run, Workflow
 
 CREATED_PARAMS = {"created", "created[gt]", "created[gte]", "created[lt]", "created[lte]"}
@@ -147,8 +148,9 @@ def _two_endpoints(live) -> tuple[type, str, str]:
 def test_the_workflow_run_and_webhook_lists_filter_on_created(live, path, make):
     model, old_id, new_id = make(live)
     # Made a second apart in real time, they are put years apart so each bound is clear-cut.
-    model.objects.filter(pk=old_id).update(created=datetime(2020, 6, 1, tzinfo=UTC))
-    model.objects.filter(pk=new_id).update(created=datetime(2024, 6, 1, 12, tzinfo=UTC))
+    # Runs are written by the engine's store only; forcing a creation time is a test's business.
+    force_rows(model.objects.filter(pk=old_id)).update(created=datetime(2020, 6, 1, tzinfo=UTC))
+    force_rows(model.objects.filter(pk=new_id)).update(created=datetime(2024, 6, 1, 12, tzinfo=UTC))
     api = api_for(live)
 
     def ids(**params) -> list:
@@ -258,6 +260,10 @@ def test_every_workflow_run_and_webhook_answer_matches_its_declared_schema(wsgi)
     assert call("GET", "/webhook_endpoints")["data"][0]["id"] == endpoint["id"]
     assert "secret" not in call("GET", f"/webhook_endpoints/{endpoint['id']}")
     call("DELETE", f"/webhook_endpoints/{endpoint['id']}")
+
+    # The history of the customer the run changed, and of the workflow.
+    assert call("GET", "/history", object=customer.pk)["data"]
+    call("GET", "/history", object=f"run:{done['id']}")
 
     # Every operation outside billing was answered and checked.
     document = _document()

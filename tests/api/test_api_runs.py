@@ -18,6 +18,7 @@ from tests import factories
 from tests.api_client import Api, api_for, error_of
 from workflows.engine.executor import run_execute
 from workflows.engine.runs import run_start_manual
+from workflows.engine.store.forcing import force_rows
 from workflows.models import Run, RunAudit
 
 TAG = factories.tag_by_hand_definition()
@@ -166,7 +167,7 @@ def test_it_answers_404_for_another_environments_run(live, sandbox, tagging):
 def test_it_lists_runs_newest_first_filtered_by_workflow_status_and_time(live, tagging):
     other = factories.workflow_active(live, {**TAG, "name": "Other"})
     old = _executed(_run(tagging, "cus_missing"))
-    Run.objects.filter(pk=old.pk).update(created=timezone.now() - timedelta(days=2))
+    force_rows(Run.objects.filter(pk=old.pk)).update(created=timezone.now() - timedelta(days=2))
     newer = _run(tagging, "cus_1")
     elsewhere = _run(other, "cus_1")
     api = api_for(live)

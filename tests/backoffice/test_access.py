@@ -1,4 +1,5 @@
-"""backoffice/access.py: the one helper the back-office views reach their URL's object with.
+"""backoffice/access.py (role checks) and the fetchers beside the objects they fetch
+(workflows/access.py, webhooks/access.py): how the back-office views reach their URL's object.
 The role is checked before the object is looked for, and another environment's object is the
 same 404 as one that does not exist (tests/security/test_permission_matrix.py walks every URL)."""
 
@@ -13,6 +14,8 @@ from django.test import RequestFactory
 from backoffice import access
 from tests import factories
 from webhooks import services as webhook_services
+from webhooks.access import endpoint_for
+from workflows.access import any_workflow_for, run_for, system_workflow_for, workflow_for
 from workflows.engine.runs import run_start_manual
 from workflows.system.catalogue import system_workflows_install
 
@@ -41,21 +44,21 @@ def objects(live, webhook_settings):
 
 def fetchers(objects):
     return [
-        (access.workflow_for, objects["workflow"].pk, "workflows.manage"),
-        (access.any_workflow_for, objects["system"].pk, "runs.manage"),
-        (access.run_for, objects["run"].pk, "runs.manage"),
-        (access.system_workflow_for, objects["system"].system_key, "system_workflows.configure"),
-        (access.endpoint_for, objects["endpoint"].pk, "webhooks.manage"),
+        (workflow_for, objects["workflow"].pk, "workflows.manage"),
+        (any_workflow_for, objects["system"].pk, "runs.manage"),
+        (run_for, objects["run"].pk, "runs.manage"),
+        (system_workflow_for, objects["system"].system_key, "system_workflows.configure"),
+        (endpoint_for, objects["endpoint"].pk, "webhooks.manage"),
     ]
 
 
 def test_it_returns_the_object_of_the_session_s_environment(live, alice, objects):
     request = request_as(alice, live)
-    assert access.workflow_for(request, objects["workflow"].pk) == objects["workflow"]
-    assert access.run_for(request, objects["run"].pk) == objects["run"]
+    assert workflow_for(request, objects["workflow"].pk) == objects["workflow"]
+    assert run_for(request, objects["run"].pk) == objects["run"]
     system = objects["system"]
-    assert access.system_workflow_for(request, system.system_key)[1] == system
-    assert access.endpoint_for(request, objects["endpoint"].pk) == objects["endpoint"]
+    assert system_workflow_for(request, system.system_key)[1] == system
+    assert endpoint_for(request, objects["endpoint"].pk) == objects["endpoint"]
 
 
 def test_it_answers_404_for_another_environment_s_object(sandbox, alice, objects):

@@ -3,8 +3,8 @@ from __future__ import annotations
 from django.contrib.admin.utils import quote
 from django.urls import reverse
 
-from backoffice.environments import SESSION_KEY
 from billing.models import Environment
+from console.environments import SESSION_KEY
 
 SWITCH = "/environment/switch/"
 

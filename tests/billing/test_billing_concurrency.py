@@ -27,7 +27,7 @@ def test_it_never_refunds_more_than_was_charged_under_concurrency():
 
 
 def test_concurrent_step_updates_of_one_customer_lose_no_change():
-    """Each step's action reads the customer under its lock at once (billing.locks), so the
+    """The service reads the customer again under its row lock (`select_for_update()`), so the
     metadata merges queue behind each other instead of overwriting each other."""
     from workflows.actions import registry
     from workflows.actions.registry import ActionContext
@@ -39,7 +39,7 @@ def test_concurrent_step_updates_of_one_customer_lose_no_change():
 
     def step() -> dict:
         n = next(keys)
-        ctx = ActionContext(environment=live, idempotency_key=f"{n}/tag/", step_transaction=True)
+        ctx = ActionContext(environment=live, idempotency_key=f"{n}/tag/")
         with transaction.atomic():
             return action.execute(ctx, {"customer": customer.pk, "metadata": {f"k{n}": "v"}})
 

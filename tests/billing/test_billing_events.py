@@ -8,7 +8,7 @@ import pytest
 from django.db import transaction
 
 from billing import services
-from billing.events import event_cause, event_envelope, event_request, record_event
+from billing.events import Cause, event_cause, event_envelope, event_request, record_event
 from billing.models import Event
 from tests import factories
 
@@ -95,6 +95,23 @@ def test_it_stamps_the_causing_run_on_events_recorded_inside_event_cause(live):
     inside, outside = factories.new_events(mark)
     assert (inside.caused_by_run_id, inside.cause_chain) == (41, [[7, 40], [7, 41]])
     assert (outside.caused_by_run_id, outside.cause_chain) == (None, [])
+
+
+def test_a_service_given_a_cause_stamps_it_on_every_event_it_records(live):
+    customer = factories.customer(live, default_payment_method="pm_card_visa")
+    services.subscription_create(customer=customer, items=[{"price": factories.price(live).pk}])
+    other = factories.customer(live)
+    mark = factories.event_mark()
+    # The delete cancels the subscription through another service: its event is caused too.
+    services.customer_delete(customer=customer, cause=Cause(run_id=52, chain=[[3, 52]]))
+    services.customer_update(customer=other, changes={"name": "Later, uncaused"})
+    *caused, later = factories.new_events(mark)
+    assert [event.type for event in caused] == [
+        "customer.subscription.deleted",
+        "customer.deleted",
+    ]
+    assert all((e.caused_by_run_id, e.cause_chain) == (52, [[3, 52]]) for e in caused)
+    assert (later.caused_by_run_id, later.cause_chain) == (None, [])
 
 
 def test_it_renders_previous_attributes_only_when_given(live):

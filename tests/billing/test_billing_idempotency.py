@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from django.db import connection, transaction
-from django.test.utils import CaptureQueriesContext
+from django.db import transaction
 
 from billing import services
 from billing.errors import BillingError, IdempotencyError, ProviderError
-from billing.idempotency import billing_service, no_savepoint
+from billing.idempotency import billing_service, claim_key, ensure_same_request
 from billing.models import Customer, Event, IdempotencyRecord, Invoice
 from billing.validation import invalid
 from tests import factories
@@ -119,28 +118,49 @@ def _carry_on_after_an_error(*, environment) -> Customer:
     return services.customer_create(environment=environment, email="after@example.com")
 
 
-def _savepoints(queries: CaptureQueriesContext) -> int:
-    return sum(1 for q in queries.captured_queries if q["sql"].startswith("SAVEPOINT"))
-
-
-def test_no_savepoint_spares_only_the_outermost_service_call(live):
-    with transaction.atomic(), CaptureQueriesContext(connection) as usual:
-        _carry_on_after_an_error(environment=live)
-    with transaction.atomic(), CaptureQueriesContext(connection) as spared:
-        with no_savepoint():
-            customer = _carry_on_after_an_error(environment=live)
-    # The outer call opened none; the two nested calls kept theirs, so the outer one could
-    # catch the first's error and still write through the second.
-    assert (_savepoints(usual), _savepoints(spared)) == (3, 2)
+def test_a_service_keeps_its_savepoint_so_its_caller_can_carry_on(live):
+    with transaction.atomic():
+        customer = _carry_on_after_an_error(environment=live)
+        assert not transaction.get_connection().needs_rollback
     assert Customer.objects.filter(pk=customer.pk, email="after@example.com").exists()
 
 
-def test_without_a_savepoint_a_service_error_rolls_back_the_callers_whole_transaction(live):
+def test_a_failed_service_undoes_only_its_own_writes(live):
     customer = factories.customer(live)
     with transaction.atomic():
         services.customer_update(customer=customer, changes={"description": "first write"})
-        with pytest.raises(BillingError), no_savepoint():
+        with pytest.raises(BillingError):
             services.customer_update(customer=customer, changes={"name": 5})
-        assert transaction.get_connection().needs_rollback
     customer.refresh_from_db()
-    assert customer.description == ""  # the caller's earlier write is gone with it
+    assert customer.description == "first write"
+
+
+def test_claim_key_says_whether_the_key_is_ours(live):
+    record, ours = claim_key(environment=live, key="api:k", scope="POST /x", fingerprint="f1")
+    again, second = claim_key(environment=live, key="api:k", scope="POST /x", fingerprint="f2")
+    assert (ours, second) == (True, False)
+    assert again.pk == record.pk
+    assert again.fingerprint == "f1"  # the first claim's row, untouched
+
+
+def test_claim_key_inside_a_transaction_leaves_it_usable(live):
+    claim_key(environment=live, key="api:t", scope="s", fingerprint="f")
+    with transaction.atomic():
+        _, ours = claim_key(environment=live, key="api:t", scope="s", fingerprint="f")
+        customer = factories.customer(live)  # the failed INSERT was confined to its savepoint
+    assert ours is False
+    assert Customer.objects.filter(pk=customer.pk).exists()
+
+
+def test_ensure_same_request_names_the_param_and_the_key_to_change(live):
+    record, _ = claim_key(environment=live, key="api:k", scope="POST /x", fingerprint="f1")
+    ensure_same_request(
+        record, scope="POST /x", fingerprint="f1", param="Idempotency-Key", shown_key="k"
+    )
+    for scope, digest in (("POST /y", "f1"), ("POST /x", "f2")):
+        with pytest.raises(IdempotencyError) as error:
+            ensure_same_request(
+                record, scope=scope, fingerprint=digest, param="Idempotency-Key", shown_key="k"
+            )
+        assert error.value.param == "Idempotency-Key"
+        assert "a key other than 'k'" in str(error.value)

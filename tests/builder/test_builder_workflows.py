@@ -9,6 +9,7 @@ import re
 from billing.models import Event
 from tests import factories
 from workflows import services
+from workflows.engine.store.forcing import force_rows
 from workflows.models import Run, Workflow, WorkflowVersion
 from workflows.services import workflow_definition
 
@@ -18,7 +19,7 @@ HX = {"HTTP_HX_REQUEST": "true"}
 def test_it_lists_workflows_with_status_trigger_runs_and_limits(client, mona, live, region_draft):
     active = factories.workflow_active(live, factories.region_workflow_definition("Active one"))
     customer = factories.customer(live, address={"country": "FR"})
-    Run.objects.create(
+    force_rows(Run).create(
         environment=live,
         workflow=active,
         version=active.published_version,

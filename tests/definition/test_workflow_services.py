@@ -11,6 +11,7 @@ from django_q.models import Schedule
 from tests.definition.test_workflow_definitions import DESIGN_EXAMPLE, MANUAL, SCHEDULE
 from workflows.definition.rows import version_definition
 from workflows.definition.validation import DefinitionInvalid
+from workflows.engine.store.forcing import force_rows
 from workflows.models import Run, Step, Workflow, WorkflowVersion
 from workflows.services import (
     SCHEDULE_FUNC,
@@ -157,7 +158,7 @@ def test_it_hard_deletes_a_workflow_no_run_references(live):
 
 def test_it_soft_deletes_a_workflow_with_runs_until_they_are_gone(live):
     workflow = active_workflow(live)
-    Run.objects.create(
+    force_rows(Run).create(
         environment=live,
         workflow=workflow,
         version=workflow.published_version,
@@ -170,7 +171,7 @@ def test_it_soft_deletes_a_workflow_with_runs_until_they_are_gone(live):
     with pytest.raises(WorkflowStateError, match="is deleted"):
         workflow_activate(workflow=workflow)
     assert workflow_purge_deleted() == 0
-    Run.objects.filter(workflow=workflow).delete()
+    force_rows(Run.objects.filter(workflow=workflow)).delete()
     assert workflow_purge_deleted() == 1
     assert not Workflow.objects.filter(pk=workflow.pk).exists()
 
@@ -178,7 +179,7 @@ def test_it_soft_deletes_a_workflow_with_runs_until_they_are_gone(live):
 def test_it_does_not_count_deleted_workflows_against_the_limits(live):
     with override_settings(BILLFLOW={**LIMITS, "MAX_WORKFLOWS": 1}):
         workflow = workflow_create(environment=live, definition=DESIGN_EXAMPLE)
-        Run.objects.create(
+        force_rows(Run).create(
             environment=live,
             workflow=workflow,
             version=workflow.draft_version,

@@ -16,6 +16,7 @@ from tests import factories
 from workflows import services as workflow_services
 from workflows.definition.rows import _PUBLISHED_CACHE, version_definition
 from workflows.engine.dispatch import event_dispatch
+from workflows.engine.store.forcing import force_rows
 from workflows.engine.sweep import sweep
 from workflows.models import Run
 
@@ -140,7 +141,7 @@ def test_the_sweep_dispatches_lost_events_and_requeues_stuck_runs(live, alice, s
     run = Run.objects.get()
     assert OrmQ.objects.count() == 1
 
-    Run.objects.filter(pk=run.pk).update(
+    force_rows(Run.objects.filter(pk=run.pk)).update(
         status=Run.Status.RUNNING,
         lease_owner="dead",
         lease_expires_at=timezone.now() - timedelta(seconds=1),

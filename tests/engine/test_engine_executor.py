@@ -21,6 +21,7 @@ from workflows.actions.registry import Action, ActionError, StepSkipped
 from workflows.engine.executor import run_execute
 from workflows.engine.leases import lease_claim
 from workflows.engine.runs import run_cancel
+from workflows.engine.store.forcing import force_rows
 from workflows.models import Run, StepRun
 
 
@@ -509,7 +510,7 @@ def test_it_stops_a_step_that_keeps_killing_its_worker(live, alice, settings):
     run = Run.objects.get(workflow=workflow)
     # Two workers died inside `tag_na`: each counted its attempt, then vanished.
     lease_claim(run_id=run.pk, owner="dead-worker")
-    StepRun.objects.create(
+    force_rows(StepRun).create(
         run=run,
         step_id="region",
         status=StepRun.Status.SUCCEEDED,
@@ -518,14 +519,16 @@ def test_it_stops_a_step_that_keeps_killing_its_worker(live, alice, settings):
         output={"index": 0, "path": "North America"},
         branch_chosen="North America",
     )
-    StepRun.objects.create(
+    force_rows(StepRun).create(
         run=run,
         step_id="tag_na",
         status=StepRun.Status.RUNNING,
         attempts=2,
         idempotency_key=f"{run.pk}/tag_na/",
     )
-    Run.objects.filter(pk=run.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    force_rows(Run.objects.filter(pk=run.pk)).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
 
     assert run_execute(run_id=run.pk) == Run.Status.FAILED
     run.refresh_from_db()
@@ -542,7 +545,9 @@ def test_it_takes_over_a_run_whose_lease_expired_but_not_a_live_one(live, alice)
     assert lease_claim(run_id=run.pk, owner="other-worker")
 
     assert run_execute(run_id=run.pk) == "not_claimed"
-    Run.objects.filter(pk=run.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    force_rows(Run.objects.filter(pk=run.pk)).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
     assert run_execute(run_id=run.pk) == Run.Status.SUCCEEDED
     customer.refresh_from_db()
     assert customer.metadata["Location"] == "North America"

@@ -21,8 +21,9 @@ from workflows.actions import registry
 from workflows.actions.registry import Action
 from workflows.engine.executor import run_execute
 from workflows.engine.leases import lease_claim
-from workflows.engine.records import Fence, records_write
 from workflows.engine.runs import run_cancel, run_start_manual
+from workflows.engine.store.forcing import force_rows
+from workflows.engine.store.steps import Fence, records_write
 from workflows.models import Run, StepRun
 
 RUN_WRITE = re.compile(r'UPDATE\s+"?workflows_run"?\s+SET', re.IGNORECASE)
@@ -170,7 +171,9 @@ def test_a_run_taken_over_reads_its_step_records(live, alice):
     workflow = factories.workflow_active(live, _tagging(1), alice)
     run = run_start_manual(workflow=workflow, input={"customer": customer.pk}, user=alice)
     assert lease_claim(run_id=run.pk, owner="dead-worker") is not None
-    Run.objects.filter(pk=run.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    force_rows(Run.objects.filter(pk=run.pk)).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
 
     with CaptureQueriesContext(connection) as queries:
         assert run_execute(run_id=run.pk) == Run.Status.SUCCEEDED

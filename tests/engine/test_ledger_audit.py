@@ -15,6 +15,7 @@ from tests import factories
 from tests.engine.test_engine_executor import committed, drain
 from tests.engine.test_scaleout_ledger import WELCOME
 from tests.ledger import audit_ledger
+from workflows.engine.store.forcing import force_rows
 from workflows.models import Delivery, Run, StepRun
 
 
@@ -45,7 +46,7 @@ def test_it_names_a_run_still_pending_and_an_event_without_its_run(live, alice, 
     workflow = factories.workflow_active(live, WELCOME, alice)
     with committed():
         first, second = factories.customer(live), factories.customer(live)
-    Run.objects.filter(event__object_id=second.pk).delete()
+    force_rows(Run.objects.filter(event__object_id=second.pk)).delete()
 
     problems = audit_problems(live, smtp_server)
 
@@ -56,7 +57,9 @@ def test_it_names_a_run_still_pending_and_an_event_without_its_run(live, alice, 
 
 def test_it_names_a_failed_run_unless_expected(live, welcomed, smtp_server):
     run = Run.objects.first()
-    Run.objects.filter(pk=run.pk).update(status=Run.Status.FAILED, stop_reason="Step 'tag' broke")
+    force_rows(Run.objects.filter(pk=run.pk)).update(
+        status=Run.Status.FAILED, stop_reason="Step 'tag' broke"
+    )
 
     assert f"run {run.pk} failed: Step 'tag' broke" in audit_problems(live, smtp_server)
     audit_ledger(live, smtp=smtp_server, expect_failed=[run])
@@ -74,7 +77,7 @@ def test_it_names_a_billing_effect_applied_twice(live, welcomed, smtp_server):
 
 def test_it_names_an_effect_of_a_step_that_did_not_succeed(live, welcomed, smtp_server):
     step = StepRun.objects.filter(step_id="tag").first()
-    StepRun.objects.filter(pk=step.pk).update(status=StepRun.Status.FAILED)
+    force_rows(StepRun.objects.filter(pk=step.pk)).update(status=StepRun.Status.FAILED)
 
     problems = audit_problems(live, smtp_server, expect_failed=Run.objects.all())
     assert f"carries key '{step.idempotency_key}', which is not a succeeded step" in problems
@@ -95,7 +98,7 @@ def test_it_names_an_email_received_twice_and_a_delivery_missing(live, welcomed,
     copy = EmailMessage("again", "again", to=["mona@example.com"])
     copy.extra_headers["Message-ID"] = first.message_id
     copy.send()
-    second.delete()
+    force_rows(Delivery.objects.filter(pk=second.pk)).delete()
 
     problems = audit_problems(live, smtp_server)
     assert f"received 2 messages with Message-ID {first.message_id}, not one" in problems
@@ -108,7 +111,7 @@ def test_it_allows_a_copy_only_for_a_send_taken_over_after_a_worker_died(
 ):
     """The documented exception: the delivery records the second attempt that sent the copy."""
     first, second = Delivery.objects.order_by("pk")
-    Delivery.objects.filter(pk=first.pk).update(attempts=2)
+    force_rows(Delivery.objects.filter(pk=first.pk)).update(attempts=2)
     for delivery in (first, second, second):
         copy = EmailMessage("again", "again", to=["mona@example.com"])
         copy.extra_headers["Message-ID"] = delivery.message_id
@@ -118,7 +121,7 @@ def test_it_allows_a_copy_only_for_a_send_taken_over_after_a_worker_died(
     assert f"Message-ID {first.message_id}" not in problems  # 2 copies, 2 attempts: allowed
     assert f"received 3 messages with Message-ID {second.message_id}, not one" in problems
 
-    Delivery.objects.filter(pk=second.pk).update(attempts=3)
+    force_rows(Delivery.objects.filter(pk=second.pk)).update(attempts=3)
     report = audit_ledger(live, smtp=smtp_server)
     assert sorted(report.emails_resent) == [
         (first.idempotency_key, 2),
@@ -135,10 +138,12 @@ def test_it_allows_one_message_of_an_email_step_that_timed_out_after_the_server_
     run = Run.objects.order_by("pk").first()
     tell = StepRun.objects.get(run=run, step_id="tell")
     error = {"type": "timeout", "message": "The mail server did not answer", "retryable": False}
-    StepRun.objects.filter(pk=tell.pk).update(status=StepRun.Status.FAILED, error=error)
-    Run.objects.filter(pk=run.pk).update(status=Run.Status.FAILED, error={**error, "step": "tell"})
+    force_rows(StepRun.objects.filter(pk=tell.pk)).update(status=StepRun.Status.FAILED, error=error)
+    force_rows(Run.objects.filter(pk=run.pk)).update(
+        status=Run.Status.FAILED, error={**error, "step": "tell"}
+    )
     delivery = Delivery.objects.get(idempotency_key=tell.idempotency_key)
-    Delivery.objects.filter(pk=delivery.pk).update(status=Delivery.Status.FAILED)
+    force_rows(Delivery.objects.filter(pk=delivery.pk)).update(status=Delivery.Status.FAILED)
 
     report = audit_ledger(live, smtp=smtp_server, expect_failed=[run])
     assert report.emails_unconfirmed == [tell.idempotency_key]

@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests import factories
+from workflows.engine.store.forcing import force_rows
 from workflows.inspector.dashboard import DAYS, dashboard_charts, failure_rates, runs_per_day
 from workflows.models import Run
 
@@ -22,10 +23,12 @@ def runs(live, alice, flaky):
     failed = [factories.run_executed(wf, customer=factories.customer(live)) for _ in range(2)]
     flaky["fail"] = False
     ok = factories.run_executed(wf, customer=factories.customer(live))
-    Run.objects.filter(pk=ok.pk).update(created=timezone.now() - timedelta(days=3))
+    force_rows(Run.objects.filter(pk=ok.pk)).update(created=timezone.now() - timedelta(days=3))
     factories.run_executed(other, customer=factories.customer(live))
     old = factories.run_executed(other, customer=factories.customer(live))
-    Run.objects.filter(pk=old.pk).update(created=timezone.now() - timedelta(days=DAYS + 5))
+    force_rows(Run.objects.filter(pk=old.pk)).update(
+        created=timezone.now() - timedelta(days=DAYS + 5)
+    )
     return {"workflow": wf, "other": other, "failed": failed}
 
 

@@ -8,6 +8,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from tests import factories
+from workflows.engine.store.forcing import force_rows
 from workflows.inspector.selectors import (
     RunFilters,
     cursor_decode,
@@ -25,7 +26,7 @@ def make_runs(flaky_workflow, live, n: int) -> list[Run]:
     ]
     # Same timestamp for some rows: the id breaks ties, so no row is skipped or repeated.
     same = timezone.now() - timedelta(hours=1)
-    Run.objects.filter(pk__in=[r.pk for r in runs[:3]]).update(created=same)
+    force_rows(Run.objects.filter(pk__in=[r.pk for r in runs[:3]])).update(created=same)
     return runs
 
 

@@ -15,6 +15,7 @@ from tests import factories
 from tests.api_client import Api
 from workflows.engine.executor import run_execute
 from workflows.engine.runs import run_start_manual
+from workflows.engine.store.forcing import force_rows
 from workflows.models import Run, RunAudit, StepRun
 
 MANAGERS = ["mona", "dave", "alice"]
@@ -342,7 +343,9 @@ def test_it_shows_a_run_page_in_a_constant_number_of_queries(
 
 def test_it_shows_the_recursion_chain_with_links(cast, flaky_workflow, ana, failed_run):
     caused = factories.run_executed(flaky_workflow, customer=ana)
-    Run.objects.filter(pk=caused.pk).update(cause_chain=[[flaky_workflow.pk, failed_run.pk]])
+    force_rows(Run.objects.filter(pk=caused.pk)).update(
+        cause_chain=[[flaky_workflow.pk, failed_run.pk]]
+    )
     body = client_for(cast["vic"]).get(reverse("runs:detail", args=[caused.pk])).content.decode()
     chain = body.split('class="bf-chain"')[1].split("</ol>")[0]
     assert reverse("runs:detail", args=[failed_run.pk]) in chain

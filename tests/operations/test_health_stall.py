@@ -14,6 +14,7 @@ from django.core.cache import caches
 from django.utils import timezone
 
 from tests import factories
+from workflows.engine.store.forcing import force_rows
 from workflows.models import Run
 from workflows.operations.health import STALL_KEY, stall_check
 from workflows.operations.notifications import subscription_set
@@ -58,7 +59,9 @@ def test_it_notifies_again_for_a_new_stall_after_runs_moved(
     )
     assert stall_check() is True
 
-    Run.objects.filter(pk=run.pk).update(status=Run.Status.SUCCEEDED, finished_at=timezone.now())
+    force_rows(Run.objects.filter(pk=run.pk)).update(
+        status=Run.Status.SUCCEEDED, finished_at=timezone.now()
+    )
     assert stall_check() is False  # moving again: the marker is cleared
     assert caches["shared"].get(STALL_KEY) is None
 

@@ -15,6 +15,7 @@ from tests import factories
 from workflows.actions import registry
 from workflows.engine.executor import run_execute
 from workflows.engine.runs import run_restart
+from workflows.engine.store.forcing import force_rows
 from workflows.models import Delivery, Run, StepRun
 from workflows.operations.retention import retention_days, retention_prune, runs_prune
 
@@ -30,8 +31,8 @@ def test_it_keeps_90_days_by_default():
 def test_it_prunes_old_succeeded_and_canceled_runs_with_their_steps(region_workflow):
     old_ok = factories.run_row(region_workflow, status="succeeded", created=days_ago(120))
     old_canceled = factories.run_row(region_workflow, status="canceled", created=days_ago(91))
-    Delivery.objects.create(kind="email", idempotency_key=f"{old_ok.pk}/step0/", status="sent")
-    Delivery.objects.create(kind="email", idempotency_key="someone-else", status="sent")
+    force_rows(Delivery).create(kind="email", idempotency_key=f"{old_ok.pk}/step0/", status="sent")
+    force_rows(Delivery).create(kind="email", idempotency_key="someone-else", status="sent")
 
     assert runs_prune() == 2
 
@@ -152,7 +153,7 @@ def test_it_keeps_events_unless_an_event_retention_is_set(region_workflow, live,
     Event.objects.update(created=days_ago(40), dispatched_at=days_ago(40))
     pointed_at = Event.objects.order_by("id").first()
     factories.run_row(region_workflow, status="failed", created=days_ago(40))
-    Run.objects.update(event=pointed_at)
+    force_rows(Run).update(event=pointed_at)
 
     assert retention_prune()["events"] == 0
     assert Event.objects.count() == 2

@@ -123,7 +123,7 @@ def test_it_keeps_each_environment_its_own_system_workflows(live, sandbox):
 
 
 def test_it_gives_a_new_sandbox_its_system_workflows(db):
-    from backoffice.environments import sandbox_create
+    from console.environments import sandbox_create
 
     env = sandbox_create(name="QA", slug="qa")
 

@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from backoffice.environments import SESSION_KEY
+from console.environments import SESSION_KEY
 from workflows.models import SystemWorkflowSettings, Workflow
 from workflows.system.catalogue import system_settings_get, system_workflows_install
 

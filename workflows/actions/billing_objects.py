@@ -18,8 +18,6 @@ from django.db.models import Q
 from billing import models as m
 from billing import selectors
 from billing.errors import BillingError
-from billing.idempotency import no_savepoint
-from billing.locks import already_locked
 from billing.snapshots import changed_attributes, snapshot
 from workflows.actions.registry import Action, ActionContext, ActionError, InputField, register
 from workflows.definition.event_types import OBJECT_SAMPLES
@@ -41,19 +39,11 @@ def _action_error(exc: BillingError) -> ActionError:
     )
 
 
-def _locks_on_read(ctx: ActionContext) -> bool:
-    """Inside a step's transaction, an object about to be changed is read under its row lock
-    at once, and the service uses that instance instead of reading the row again."""
-    return ctx.step_transaction and not ctx.dry_run
-
-
 def _fetch(
     ctx: ActionContext,
     model: type[m.StripeObject],
     object_id: Any,
     param: str,
-    *,
-    to_change: bool = False,
 ):
     if not isinstance(object_id, str) or not object_id:
         raise ActionError(
@@ -67,7 +57,6 @@ def _fetch(
             ctx.environment,
             object_id,
             param=param,
-            for_update=to_change and _locks_on_read(ctx),
         )
     except BillingError as exc:
         raise _action_error(exc) from None
@@ -157,11 +146,7 @@ def _mutate(
         return _preview(before, preview_changes or {})
     try:
         # Any error leaves here as an ActionError; in a step it ends the whole transaction.
-        if _locks_on_read(ctx):
-            with no_savepoint(), already_locked(obj):
-                updated = call()
-        else:
-            updated = call()
+        updated = call()
     except BillingError as exc:
         raise _action_error(exc) from None
     after = snapshot(updated)
@@ -184,7 +169,7 @@ def _update(
 ) -> Callable[[ActionContext, dict], dict]:
     def execute(ctx: ActionContext, params: dict) -> dict:
         params = _metadata_as_text(params)
-        obj = _fetch(ctx, model, params.get(param), param, to_change=True)
+        obj = _fetch(ctx, model, params.get(param), param)
         changes = _changes(params, fields)
         if not changes:
             raise ActionError(
@@ -211,7 +196,7 @@ def _verb(
     preview: dict | None = None,
 ) -> Callable[[ActionContext, dict], dict]:
     def execute(ctx: ActionContext, params: dict) -> dict:
-        obj = _fetch(ctx, model, params.get(param), param, to_change=True)
+        obj = _fetch(ctx, model, params.get(param), param)
         kwargs = _changes(params, extra)
         return _mutate(
             ctx,

@@ -18,15 +18,15 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connection
-from django.db.models import Exists
 from django.utils import timezone
 
-from backoffice.inserts import insert_unless_taken
-from backoffice.updates import update_where
 from workflows.actions.registry import ActionError
 from workflows.engine.leases import HeldLease, current_lease
+from workflows.engine.store import deliveries
+from workflows.engine.store.deliveries import delivery_mark_failed, delivery_mark_sent
 from workflows.models import Delivery, Run
+
+__all__ = ["delivery_claim", "delivery_mark_failed", "delivery_mark_sent", "delivery_send_once"]
 
 
 def delivery_claim(*, kind: str, idempotency_key: str, in_progress_seconds: float) -> Delivery:
@@ -37,9 +37,9 @@ def delivery_claim(*, kind: str, idempotency_key: str, in_progress_seconds: floa
     another attempt may be sending right now: that is a retryable error, not a second send.
     """
     now = timezone.now()
-    delivery = Delivery(kind=kind, idempotency_key=idempotency_key, claimed_at=now)
-    if insert_unless_taken(delivery, unique=("kind", "idempotency_key")):
-        return delivery
+    claimed = deliveries.delivery_insert_claim(kind=kind, idempotency_key=idempotency_key, at=now)
+    if claimed is not None:
+        return claimed
     delivery = Delivery.objects.get(kind=kind, idempotency_key=idempotency_key)
     if delivery.status == Delivery.Status.SENT:
         return delivery
@@ -52,36 +52,25 @@ def delivery_claim(*, kind: str, idempotency_key: str, in_progress_seconds: floa
             retryable=True,
         )
     # A failed send, or one whose worker died mid-send: take it over, guarded against a rival.
-    claim = Delivery.objects.filter(
-        pk=delivery.pk, status=delivery.status, claimed_at=delivery.claimed_at
-    )
+    # With a lease, in the same statement: only while the run's lease is still ours. A step's
+    # worker holds its run's lease for as long as its send is in flight (`lease_held`), so a
+    # worker that holds it now knows the one that claimed the send before it is gone (killed,
+    # or its lease lost); a worker whose lease was taken over sends nothing.
     lease = current_lease.get()
-    if lease is not None:
-        # In the same statement: only while the run's lease is still ours. A step's worker holds
-        # its run's lease for as long as its send is in flight (`lease_held`), so a worker that
-        # holds it now knows the one that claimed the send before it is gone (killed, or its
-        # lease lost); a worker whose lease was taken over sends nothing.
-        claim = claim.filter(
-            Exists(
-                Run.objects.filter(
-                    pk=lease.run_id,
-                    lease_owner=lease.owner,
-                    status=Run.Status.RUNNING,
-                    lease_expires_at__gt=now,
-                )
-            )
-        )
-    taken = claim.update(
-        status=Delivery.Status.SENDING, claimed_at=now, attempts=delivery.attempts + 1
+    taken = deliveries.delivery_take_over(
+        delivery=delivery,
+        at=now,
+        lease_run_id=lease.run_id if lease is not None else None,
+        lease_owner=lease.owner if lease is not None else "",
     )
-    if taken != 1 and lease is not None and not _lease_alive(lease, now):
+    if not taken and lease is not None and not _lease_alive(lease, now):
         raise ActionError(
             "This run's lease is no longer held by this worker, so it does not send; the "
             "worker that holds it now does.",
             type="lease_lost",
             retryable=True,
         )
-    if taken != 1:
+    if not taken:
         raise ActionError(
             "Another attempt of this step claimed the send first; trying again later.",
             type="delivery_in_progress",
@@ -98,38 +87,6 @@ def _lease_alive(lease: HeldLease, now) -> bool:
         status=Run.Status.RUNNING,
         lease_expires_at__gt=now,
     ).exists()
-
-
-def delivery_mark_sent(*, delivery: Delivery, output: dict, message_id: str = "") -> None:
-    def mark() -> None:
-        # Once per e-mail or HTTP step: built once (backoffice/updates.py). Durable: without
-        # it a repeat of the step would send again.
-        update_where(
-            Delivery,
-            where={"id": delivery.pk},
-            status=Delivery.Status.SENT,
-            output=output,
-            message_id=message_id,
-            error="",
-            sent_at=timezone.now(),
-        )
-
-    try:
-        mark()
-    except (OperationalError, InterfaceError):
-        # The message is out: without this mark the next attempt sends it again. A connection
-        # that died during the send (a terminated backend, a database fail-over) is replaced
-        # once; inside a caller's transaction it cannot be, and the error stands.
-        if connection.in_atomic_block:
-            raise
-        connection.close()
-        mark()
-
-
-def delivery_mark_failed(*, delivery: Delivery, error: str) -> None:
-    Delivery.objects.filter(pk=delivery.pk).update(
-        status=Delivery.Status.FAILED, error=error[:1000]
-    )
 
 
 def delivery_send_once(

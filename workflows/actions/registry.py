@@ -60,10 +60,6 @@ class ActionContext:
     idempotency_key: str = ""  # "run/step/iteration"
     run_id: int | None = None
     dry_run: bool = False
-    # True in the engine's step transaction, which any error ends as a whole: a billing
-    # service called from there needs no savepoint of its own (billing.idempotency), and an
-    # object the action changes is read under its row lock once (billing.locks).
-    step_transaction: bool = False
     # Objects the action changed: {"object", "id", "before", "after"}, only the changed fields.
     changed: list[dict] = field(default_factory=list)
 

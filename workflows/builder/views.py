@@ -29,11 +29,12 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from backoffice.access import require, workflow_for
+from backoffice.access import require
 from backoffice.roles import can
 from billing.errors import BillingError
 from billing.events import event_envelope
 from billing.models import Environment, Event
+from workflows.access import workflow_for
 from workflows.builder.canvas import all_nodes, canvas_nodes, canvas_trigger, find_node
 from workflows.builder.draft_edits import copy_step, draft_step_insert, draft_step_update
 from workflows.builder.forms import (

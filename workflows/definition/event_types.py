@@ -12,6 +12,8 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
+from billing.money import AMOUNT_FIELDS
+
 _ADDRESS = {
     "city": "Toronto",
     "country": "CA",
@@ -434,22 +436,7 @@ ENUM_FIELDS: dict[tuple[str, str], tuple[str, ...]] = {
     ("price", "interval"): ("day", "week", "month", "year"),
 }
 # Integer fields that hold an amount in the minor unit of the sibling `currency`.
-MONEY_FIELDS = frozenset(
-    {
-        "amount",
-        "amount_captured",
-        "amount_due",
-        "amount_paid",
-        "amount_received",
-        "amount_refunded",
-        "amount_remaining",
-        "amount_total",
-        "balance",
-        "subtotal",
-        "total",
-        "unit_amount",
-    }
-)
+MONEY_FIELDS = AMOUNT_FIELDS
 # Unix timestamps (seconds); several are null in the samples.
 TIMESTAMP_FIELDS = frozenset(
     {

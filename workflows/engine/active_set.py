@@ -7,14 +7,14 @@ candidates of an environment instead, valid while the environment's *signature* 
 the ids, published versions and names of its active workflows, which is everything the
 candidates are made of (a published version never changes).
 
-The executor reads the signature in the statement that starts a step (`records.py`), and the
-sweep's dispatch in the statement that takes an event for dispatch (`dispatch.py`); each makes
-it current for what follows (`seen`). An event the step records is then matched against the
-candidates of exactly that signature, loaded with the signature in one statement when first
-needed. The match therefore sees the workflows active when the step started, a moment before
-its transaction; a workflow activated or deactivated while a step runs counts from the next
-step on. Everywhere else (the API, the admin, SQLite) `candidates_for` is None and the
-dispatcher asks the database for every event, inside the event's transaction.
+The executor reads the signature in the statement that starts a step (`store/steps.py`), and
+the sweep's dispatch in the statement that takes an event for dispatch (`store/events.py`);
+each makes it current for what follows (`seen`). An event the step records is then matched
+against the candidates of exactly that signature, loaded with the signature in one statement
+when first needed. The match therefore sees the workflows active when the step started, a
+moment before its transaction; a workflow activated or deactivated while a step runs counts
+from the next step on. Everywhere else (the API, the admin, SQLite) `candidates_for` is None
+and the dispatcher asks the database for every event, inside the event's transaction.
 """
 
 from __future__ import annotations
@@ -23,65 +23,14 @@ import contextlib
 from collections.abc import Iterator
 from contextvars import ContextVar
 
-from django.db import connection
-
-from backoffice.partial import partial_instance
+from workflows.engine.store import active_workflows
+from workflows.engine.store.statements import partial_instance
 from workflows.models import Workflow, WorkflowVersion
-
-
-# A scalar sub-select: the environment's active workflows, each as
-# id:version:publication time:md5(name) (md5 keeps a name from looking like a separator; the
-# publication time tells apart two databases that handed out the same ids, as after a
-# restore). Parameters: the environment id (unless given as a column), the status.
-def signature_sql(environment: str = "%s") -> str:
-    return f"""(
-    SELECT COALESCE(string_agg(
-        w.id || ':' || COALESCE(v.id::text, '-') || ':'
-            || COALESCE(extract(epoch FROM v.published_at)::text, '-') || ':' || md5(w.name),
-        ',' ORDER BY w.id), '')
-    FROM workflows_workflow w
-    LEFT JOIN workflows_workflowversion v ON v.id = w.published_version_id
-    WHERE w.environment_id = {environment} AND w.status = %s AND w.deleted_at IS NULL
-)"""
-
-
-SIGNATURE_SQL = signature_sql()
-
-# What makes a workflow a candidate for an environment's events: active, not deleted, and
-# its published version triggered by events (`w` the workflow, `v` that version). Parameters:
-# `candidate_params`. The dispatcher's own query adds the event type (dispatch.py).
-CANDIDATES_FROM = """
-    FROM workflows_workflow w
-    JOIN workflows_workflowversion v ON v.id = w.published_version_id
-    WHERE w.environment_id = %s AND w.status = %s AND w.deleted_at IS NULL
-      AND v.trigger_type = %s"""
-
-# The signature and the candidates it stands for, read by one statement (one snapshot). The
-# LEFT JOIN keeps the signature row when no workflow is triggered by events.
-_CANDIDATES_SQL = f"""
-    SELECT s.signature, c.id, c.workflow_id, c.number, c.published_at, c.trigger_accounts,
-           c.trigger_event, c.workflow_name
-    FROM (SELECT {SIGNATURE_SQL} AS signature) s
-    LEFT JOIN (
-        SELECT v.id, v.workflow_id, v.number, v.published_at, v.trigger_accounts,
-               v.trigger_event, w.name AS workflow_name, w.id AS position
-        {CANDIDATES_FROM}
-    ) c ON TRUE
-    ORDER BY c.position
-"""
 
 # What the current step saw: (environment id, signature).
 _seen: ContextVar[tuple[int, str] | None] = ContextVar("active_workflows_seen", default=None)
 # environment id -> (signature, {event type: [Workflow with its published_version]})
 _cache: dict[int, tuple[str, dict[str, list[Workflow]]]] = {}
-
-
-def signature_params() -> list:
-    return [Workflow.Status.ACTIVE]
-
-
-def candidate_params(environment_id: int) -> list:
-    return [environment_id, Workflow.Status.ACTIVE, WorkflowVersion.TriggerType.EVENT]
 
 
 def candidate(version: WorkflowVersion, *, environment_id: int, name: str) -> Workflow:
@@ -125,10 +74,7 @@ def candidates_for(environment_id: int, event_type: str) -> list[Workflow] | Non
 
 
 def _load(environment_id: int) -> tuple[str, dict[str, list[Workflow]]]:
-    params = [environment_id, *signature_params(), *candidate_params(environment_id)]
-    with connection.cursor() as cursor:
-        cursor.execute(_CANDIDATES_SQL, params)
-        rows = cursor.fetchall()
+    rows = active_workflows.signature_and_candidates(environment_id)
     by_type: dict[str, list[Workflow]] = {}
     signature = rows[0][0] if rows else ""
     for _, pk, workflow_id, number, published_at, accounts, event_type, name in rows:

@@ -13,21 +13,20 @@ the `run_unique_workflow_event` constraint backs this up.
 
 from __future__ import annotations
 
-import functools
 import logging
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
-from backoffice.inserts import insert_unless_taken
-from backoffice.partial import partial_instance
-from backoffice.selects import columns_of, from_row
 from billing.events import event_envelope
-from billing.models import Environment, Event
+from billing.models import Event
 from workflows.definition.rows import shared_definition
 from workflows.engine import active_set
 from workflows.engine.conditions import evaluate
 from workflows.engine.queue import run_enqueue
+from workflows.engine.store import active_workflows
+from workflows.engine.store.events import event_take_for_dispatch
+from workflows.engine.store.runs import run_create, run_create_for_event
 from workflows.models import Run, Workflow, WorkflowVersion
 from workflows.operations.notifications import notify_run_failed
 
@@ -50,29 +49,17 @@ def _matches_scope(scope: str, event: Event) -> bool:
     return event.account_id is None
 
 
-# Every billing write asks this, so it is plain SQL: the ORM built this join in about 1 ms,
-# PostgreSQL answers it in 0.2 ms. Only what the dispatcher needs is read; `raw()` converts the
-# values as the ORM does and defers the other fields (read when first used).
-_CANDIDATES_SQL = f"""
-    SELECT v.id, v.workflow_id, v.number, v.published_at, v.trigger_accounts,
-           w.name AS workflow_name
-    {active_set.CANDIDATES_FROM} AND v.trigger_event = %s
-    ORDER BY w.id
-"""
-
-
 def _candidates(event: Event) -> list[Workflow]:
     """Active workflows of the event's environment triggered by its type, with their
     published versions (only the fields the dispatcher reads)."""
     cached = active_set.candidates_for(event.environment_id, event.type)
     if cached is not None:
         return cached
-    params = [*active_set.candidate_params(event.environment_id), event.type]
     return [
         active_set.candidate(
             version, environment_id=event.environment_id, name=version.workflow_name
         )
-        for version in WorkflowVersion.objects.raw(_CANDIDATES_SQL, params)
+        for version in active_workflows.candidates_of_type(event.environment_id, event.type)
     ]
 
 
@@ -121,43 +108,11 @@ def event_dispatch(*, event_id: str) -> list[int]:
     with transaction.atomic():
         # The conditional update is the guard: whoever flips dispatched_at creates the runs;
         # a concurrent or later delivery waits on the row lock, then updates nothing.
-        event, signature = _take_for_dispatch(event_id, now)
+        event, signature = event_take_for_dispatch(event_id, now)
         if event is None:
             return []
         with active_set.seen(event.environment_id, signature):
             return _create_runs(event, now, guard_duplicates=True)
-
-
-# PostgreSQL: flip `dispatched_at` and read the event with its environment's kind (the
-# envelope's `livemode`) and the signature of the environment's active workflows, which its
-# runs are then made from (active_set.py), in one statement.
-@functools.cache
-def _take_sql() -> str:
-    return f"""
-        UPDATE billing_event SET dispatched_at = %s FROM billing_environment e
-        WHERE billing_event.id = %s AND billing_event.dispatched_at IS NULL
-          AND e.id = billing_event.environment_id
-        RETURNING {columns_of(Event, "billing_event")}, e.kind,
-                  {active_set.signature_sql("billing_event.environment_id")}
-    """
-
-
-def _take_for_dispatch(event_id: str, now) -> tuple[Event | None, str | None]:
-    if connection.vendor != "postgresql":
-        taken = Event.objects.filter(pk=event_id, dispatched_at__isnull=True).update(
-            dispatched_at=now
-        )
-        event = Event.objects.select_related("environment").get(pk=event_id) if taken else None
-        return event, None
-    params = [connection.ops.adapt_datetimefield_value(now), event_id]
-    with connection.cursor() as cursor:
-        cursor.execute(_take_sql(), [*params, *active_set.signature_params()])
-        row = cursor.fetchone()
-    if row is None:
-        return None, None
-    event = from_row(Event, row)
-    event.environment = partial_instance(Environment, id=event.environment_id, kind=row[-2])
-    return event, row[-1]
 
 
 def _create_runs(event: Event, now, *, guard_duplicates: bool) -> list[int]:
@@ -182,10 +137,10 @@ def _create_runs(event: Event, now, *, guard_duplicates: bool) -> list[int]:
             run.finished_at = now
         if guard_duplicates:
             # One statement, no savepoint: the partial unique index on (workflow, event).
-            if not insert_unless_taken(run, constraint="run_unique_workflow_event"):
+            if not run_create_for_event(run):
                 continue  # this (workflow, event) already has its run
         else:
-            run.save()  # a new event has no runs yet
+            run_create(run)  # a new event has no runs yet
         if error is None:
             run_enqueue(run.pk)
         else:

@@ -11,7 +11,7 @@ the steps) is decided by the walk in `walk.py`, which the builder's test run dri
 module is the walk's policy for real runs (`_Execution`): records, the lease, transactions,
 retries and replay.
 
-Per action step there are two writes of our own around the action (`records.py`):
+Per action step there are two writes of our own around the action (`store/steps.py`):
 
 1. start: one autocommit statement counts the attempt, committed before the action runs, so a
    step that kills its worker is stopped after `BILLFLOW["STEP_MAX_ATTEMPTS"]` started
@@ -50,7 +50,7 @@ from typing import NoReturn
 from django.db import transaction
 from django.utils import timezone
 
-from backoffice.writebehind import deferred_writes
+from backoffice.actors import acting_as_run
 from billing.errors import ProviderError
 from billing.events import event_cause
 from billing.provider import use_up_fault_after_rollback
@@ -67,8 +67,8 @@ from workflows.engine.leases import (
     lease_seconds,
     worker_id,
 )
-from workflows.engine.records import Fence, records_write
 from workflows.engine.retry import error_details, retry_delay, step_max_attempts
+from workflows.engine.store.steps import Fence, record_canceled, records_write
 from workflows.engine.templating import resolve
 from workflows.engine.walk import Walk, Work
 from workflows.models import Run, StepRun
@@ -89,7 +89,7 @@ class _Fenced(_Ended):
 def _note_cancel(ex: _Execution, rec: StepRun) -> None:
     """An attempt started for a run canceled meanwhile: record the step canceled."""
     if Run.objects.filter(pk=ex.run.pk, status=Run.Status.CANCELED).exists():
-        records_write([_with(rec, status=StepRun.Status.CANCELED, finished_at=timezone.now())])
+        record_canceled(copy.copy(rec), timezone.now())
 
 
 @contextlib.contextmanager
@@ -164,7 +164,15 @@ def run_context(run: Run) -> dict:
 
 
 def run_execute(*, run_id: int, owner: str | None = None) -> str:
-    """Claim run `run_id` and execute it; returns its status after, or "not_claimed"."""
+    """Claim run `run_id` and execute it; returns its status after, or "not_claimed".
+
+    Every change the run makes, its own status changes included, is recorded in the history
+    as the run's (backoffice.actors)."""
+    with acting_as_run(run_id):
+        return _run_execute(run_id=run_id, owner=owner)
+
+
+def _run_execute(*, run_id: int, owner: str | None) -> str:
     owner = owner or worker_id()
     renewed_at = time.monotonic()  # taken before the claim: the lease is at least this fresh
     claim = lease_claim(run_id=run_id, owner=owner)
@@ -225,14 +233,12 @@ def _attempts(
                 idempotency_key=key,
                 run_id=run.pk,
                 dry_run=run.dry_run,
-                step_transaction=transactional,
             )
             where = {"run_id": run.pk, "step_id": step_id, "iteration": iteration}
             fault_point("before_effect", **where)
             if transactional:
                 # The action's writes and the success mark commit together, or not at all.
-                # Writes no one waits for go with the next statement (writebehind.py).
-                with transaction.atomic(), deferred_writes():
+                with transaction.atomic():
                     with (
                         lease_held(run_id=run.pk, owner=ex.owner, heartbeat=False),
                         event_cause(run_id=run.pk, chain=ex.chain),
@@ -332,7 +338,7 @@ def _start_attempt(ex: _Execution, step_id: str, iteration: str) -> StepRun:
         [*ex.pending, row],
         fence=Fence(run_id=ex.run.pk, owner=ex.owner, renew=renew),
         environment_id=ex.run.environment_id,
-        durable=False,  # a lost start only counts one attempt fewer (backoffice/commits.py)
+        durable=False,  # a lost start only counts one attempt fewer (store/commits.py)
     )
     if written is None:  # canceled, or taken over by another worker
         _note_cancel(ex, row)

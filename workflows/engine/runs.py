@@ -1,7 +1,8 @@
 """Run transitions: start (manual, scheduled), restart, cancel. Each is one transaction.
 
-Every transition is guarded by a conditional UPDATE with a count check, so a restart racing a
-cancel, or two operators restarting the same run, change it once. Enqueueing happens in the
+Every transition is guarded by a conditional UPDATE with a count check (the store's,
+`store/runs.py`), so a restart racing a cancel, or two operators restarting the same run,
+change it once. Enqueueing happens in the
 same transaction (the ORM broker joins it), or on commit with Redis.
 """
 
@@ -10,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from billing.errors import InvalidRequestError
@@ -19,6 +19,8 @@ from workflows.definition import walk
 from workflows.definition.rows import version_definition
 from workflows.definition.validation import validate_manual_input
 from workflows.engine.queue import run_enqueue
+from workflows.engine.store.runs import run_create, run_mark_canceled, run_reopen_failed
+from workflows.engine.store.steps import steps_reset_for_restart
 from workflows.models import Run, StepRun, Workflow, WorkflowVersion
 from workflows.services import WorkflowStateError
 
@@ -52,13 +54,15 @@ def run_start_manual(*, workflow: Workflow, input: Any, user: Any = None) -> Run
     version = _startable_version(workflow, WorkflowVersion.TriggerType.MANUAL)
     data = run_input_check(fields=list(version.trigger_input or []), data=input)
     with transaction.atomic():
-        run = Run.objects.create(
-            environment_id=workflow.environment_id,
-            workflow=workflow,
-            version=version,
-            trigger_kind=Run.TriggerKind.MANUAL,
-            trigger={"input": data},
-            started_by=user if getattr(user, "pk", None) else None,
+        run = run_create(
+            Run(
+                environment_id=workflow.environment_id,
+                workflow=workflow,
+                version=version,
+                trigger_kind=Run.TriggerKind.MANUAL,
+                trigger={"input": data},
+                started_by=user if getattr(user, "pk", None) else None,
+            )
         )
         run_enqueue(run.pk)
     return run
@@ -86,12 +90,14 @@ def run_start_scheduled(*, workflow: Workflow, slot: str | None = None) -> Run:
             ).first()
             if existing is not None:
                 return existing
-        run = Run.objects.create(
-            environment_id=workflow.environment_id,
-            workflow=workflow,
-            version=version,
-            trigger_kind=Run.TriggerKind.SCHEDULE,
-            trigger={"schedule": schedule},
+        run = run_create(
+            Run(
+                environment_id=workflow.environment_id,
+                workflow=workflow,
+                version=version,
+                trigger_kind=Run.TriggerKind.SCHEDULE,
+                trigger={"schedule": schedule},
+            )
         )
         run_enqueue(run.pk)
     return run
@@ -105,25 +111,12 @@ def run_restart(*, run: Run, user: Any = None) -> Run:
             code="recursion",
         )
     with transaction.atomic():
-        restarted = Run.objects.filter(pk=run.pk, status=Run.Status.FAILED).update(
-            status=Run.Status.PENDING,
-            error=None,
-            stop_reason="",
-            finished_at=None,
-            # Due now: health measures a pending run's wait from here, not from its creation.
-            next_attempt_at=timezone.now(),
-            lease_owner="",
-            lease_expires_at=None,
-            restart_count=run.restart_count + 1,
-        )
-        if restarted != 1:
+        if not run_reopen_failed(run_id=run.pk, restart_count=run.restart_count + 1):
             raise WorkflowStateError(
                 f"Run {run.pk} is {Run.objects.get(pk=run.pk).status}; only failed runs restart."
             )
         # The failed step gets a fresh set of attempts; its earlier errors stay in history.
-        StepRun.objects.filter(
-            Q(status=StepRun.Status.FAILED) | Q(status=StepRun.Status.RUNNING), run=run
-        ).update(status=StepRun.Status.PENDING, attempts=0, error=None, finished_at=None)
+        steps_reset_for_restart(run.pk)
         run_enqueue(run.pk)
     run.refresh_from_db()
     return run
@@ -181,21 +174,12 @@ def run_cancel(*, run: Run, user: Any = None, by: str = "") -> Run:
     """Cancel a pending or running run; a running executor stops before its next step.
 
     The lease owner's name stays: the worker may still record the end of the step it is in
-    (workflows/engine/records.py), whose effects may already be out.
+    (workflows/engine/store/steps.py), whose effects may already be out.
     `by` names the canceller when it is not a user (an API key) for the stop reason.
     """
     who = by or getattr(user, "get_username", lambda: "")() or "the system"
     with transaction.atomic():
-        canceled = Run.objects.filter(
-            pk=run.pk, status__in=[Run.Status.PENDING, Run.Status.RUNNING]
-        ).update(
-            status=Run.Status.CANCELED,
-            stop_reason=f"Canceled by {who}.",
-            finished_at=timezone.now(),
-            lease_expires_at=None,
-            next_attempt_at=None,
-        )
-        if canceled != 1:
+        if not run_mark_canceled(run_id=run.pk, stop_reason=f"Canceled by {who}."):
             raise WorkflowStateError(
                 f"Run {run.pk} is {Run.objects.get(pk=run.pk).status}; "
                 "only pending or running runs can be canceled."

@@ -62,7 +62,10 @@ class RunFilters:
             raw = (data.get(name) or "").strip()
             if not raw:
                 continue
-            value = parse_datetime(raw) or parse_datetime(f"{raw}T00:00:00")
+            try:
+                value = parse_datetime(raw) or parse_datetime(f"{raw}T00:00:00")
+            except ValueError:  # well formed but impossible, such as 2026-13-45
+                value = None
             if value is None:
                 f.errors[name] = "Use a date (2026-01-31) or a date and time (2026-01-31T09:00)."
                 continue

@@ -12,15 +12,17 @@ import json
 from typing import Any
 
 from django.contrib import admin, messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
-from backoffice.access import any_workflow_for, guarded, run_for
+from backoffice.access import guarded
 from backoffice.roles import can
+from billing.money import AMOUNT_FIELDS, amounts_of, format_money_with_minor
+from workflows.access import any_workflow_for, run_for
 from workflows.builder.canvas import canvas_nodes, canvas_trigger
 from workflows.definition.rows import version_definition
 from workflows.engine.runs import run_restart_preview
@@ -31,6 +33,7 @@ from workflows.inspector.audit import (
     runs_restart_bulk_preview,
 )
 from workflows.inspector.dashboard import dashboard_charts
+from workflows.inspector.export import FORMATS, export_filename, run_document, runs_export_rows
 from workflows.inspector.selectors import (
     RunFilters,
     run_audits,
@@ -109,6 +112,40 @@ def run_row(request: HttpRequest, run_id: int) -> HttpResponse:
     return render(request, "workflows/runs/list.html#row", {"run": _rows([run])[0]})
 
 
+# --- export -----------------------------------------------------------------------------------
+
+
+@require_GET
+@guarded("runs.view")
+def runs_export(request: HttpRequest, fmt: str) -> HttpResponse:
+    """The runs the list shows for the same query string, as a streamed CSV or JSON file."""
+    filters = RunFilters.from_query(request.GET)
+    if filters.errors:
+        # Nothing to download: the list itself, with its errors beside the filters.
+        response = runs_list(request)
+        response.status_code = 400
+        return response
+    write, content_type, extension = FORMATS[fmt]
+    rows = runs_export_rows(environment=request.environment, filters=filters)
+    response = StreamingHttpResponse(write(rows), content_type=content_type)
+    filename = export_filename(environment=request.environment, extension=extension)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_GET
+@guarded("runs.view")
+def run_export_json(request: HttpRequest, run_id: int) -> HttpResponse:
+    """One run as a JSON download: steps, attempts, params and outputs as stored, event."""
+    run = run_for(request, run_id)
+    response = JsonResponse(run_document(run), json_dumps_params={"indent": 2})
+    filename = f"run-{run.pk}-{request.environment.slug}.json"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
 # --- run page ---------------------------------------------------------------------------------
 
 
@@ -128,8 +165,13 @@ def _changes(changed: list) -> list[dict]:
         before = entry.get("before") or {}
         after = entry.get("after") or {}
         keys = sorted(set(before) | set(after))
+        currency = str(after.get("currency") or before.get("currency") or "")
         fields = [
-            {"name": k, "before": _show(before.get(k)), "after": _show(after.get(k))}
+            {
+                "name": k,
+                "before": _show(before.get(k), k, currency),
+                "after": _show(after.get(k), k, currency),
+            }
             for k in keys
             if before.get(k) != after.get(k)
         ]
@@ -145,9 +187,11 @@ def _changes(changed: list) -> list[dict]:
     return out
 
 
-def _show(value: Any) -> str:
+def _show(value: Any, name: str = "", currency: str = "") -> str:
     if value is None:
         return "—"
+    if name in AMOUNT_FIELDS and currency and type(value) is int:
+        return format_money_with_minor(value, currency)  # "20.00 USD (2000)"
     if isinstance(value, dict | list):
         return json.dumps(value, sort_keys=True)
     return str(value)
@@ -212,6 +256,7 @@ def _run_context(request: HttpRequest, run: Run, **extra: Any) -> dict:
         ),
         steps=_step_rows(step_runs),
         trigger_json=_pretty(run.trigger),
+        trigger_amounts=amounts_of(((run.trigger or {}).get("data") or {}).get("object") or {}),
         chain=run_chain(environment=request.environment, run=run),
         audits=run_audits(run=run),
         error_json=_pretty(run.error) if run.error else "",

@@ -26,6 +26,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing.models import Event, IdempotencyRecord
+from workflows.engine.store.deliveries import deliveries_delete
+from workflows.engine.store.runs import runs_delete
 from workflows.models import Delivery, FailureDigest, Run, StepRun
 
 PRUNABLE = (Run.Status.SUCCEEDED, Run.Status.CANCELED)
@@ -61,10 +63,10 @@ def runs_prune(
             )
             # A delivery record only stops a second send of a step that may run again; these
             # runs are over, so their records go with them.
-            Delivery.objects.filter(idempotency_key__in=keys).delete()
+            deliveries_delete(Delivery.objects.filter(idempotency_key__in=keys))
             # The status is checked again in the DELETE: terminal states never change back,
             # but a run must never be lost to a race with something we did not foresee.
-            Run.objects.filter(pk__in=ids, status__in=PRUNABLE).delete()
+            runs_delete(Run.objects.filter(pk__in=ids, status__in=PRUNABLE))
         deleted += len(ids)
     return deleted
 

@@ -14,8 +14,9 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from backoffice.access import guarded, system_workflow_for
+from backoffice.access import guarded
 from backoffice.roles import can
+from workflows.access import system_workflow_for
 from workflows.models import Run, Workflow
 from workflows.system.catalogue import (
     STEP_LABELS,

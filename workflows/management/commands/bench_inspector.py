@@ -22,7 +22,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils.http import urlencode
 
-from backoffice.environments import SESSION_KEY
+from backoffice.sessions import ENVIRONMENT_SESSION_KEY as SESSION_KEY
 from billing.models import Environment
 from workflows.inspector.selectors import RunFilters, cursor_encode, runs_filtered
 from workflows.models import Run, StepRun, Workflow

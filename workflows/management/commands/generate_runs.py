@@ -22,6 +22,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from billing.models import Environment, Event
+from workflows.engine.store.runs import runs_insert_many
+from workflows.engine.store.steps import steps_insert_many
 from workflows.models import Run, StepRun, Workflow
 
 EVENT_TYPES = [
@@ -181,13 +183,13 @@ class Command(BaseCommand):
                 )
             with transaction.atomic():
                 Event.objects.bulk_create(events)
-                made = Run.objects.bulk_create(run_rows)
+                made = runs_insert_many(run_rows)
                 step_rows = []
                 for run in made:
                     customer = (run.event.object_id if run.event else "") or "cus_none"
                     for s in range(1, per_run + 1):
                         step_rows.append(_step_run(run, s, customer))
-                StepRun.objects.bulk_create(step_rows, batch_size=5000)
+                steps_insert_many(step_rows, batch_size=5000)
             self.stdout.write(f"  {last} / {runs} runs")
 
 

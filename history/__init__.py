@@ -1,0 +1,1 @@
+"""Who did what: a history of changes recorded by database triggers (docs/history.md)."""

@@ -1,0 +1,282 @@
+"""A run's row: created, claimed, renewed, given back, finished, restarted, canceled, pruned.
+
+Every transition is a conditional UPDATE with a count check, so two workers racing for a run
+(or a worker racing a cancel, or two operators restarting it) cannot both win. The hot ones
+(claim, renew, finish) are the store's own statements, built once from `Run._meta`; the rare
+ones (restart, cancel, prune) are ORM writes inside `store_writes()`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from billing.models import Account, Environment, Event
+from workflows.engine.store import dialect
+from workflows.engine.store.commits import NO_WAIT_CTE, commit_without_waiting
+from workflows.engine.store.guard import store_writes
+from workflows.engine.store.reconnect import once_more_if_disconnected
+from workflows.engine.store.statements import (
+    column,
+    columns_of,
+    default_db,
+    from_row,
+    insert_row,
+    insert_unless_taken,
+    named,
+    partial_instance,
+    table,
+    update_where,
+    width,
+)
+from workflows.models import Run, WorkflowVersion
+
+# --- create ---------------------------------------------------------------------------------
+
+
+def run_create(run: Run) -> Run:
+    """INSERT a new run (pending, or already failed for recursion); it gets its id."""
+    insert_row(run)
+    return run
+
+
+def run_create_for_event(run: Run) -> bool:
+    """INSERT the run of an event unless its (workflow, event) already has one (the partial
+    unique index `run_unique_workflow_event`); True if this one was made."""
+    return insert_unless_taken(run, constraint="run_unique_workflow_event")
+
+
+# --- claim: one statement takes the lease and, on PostgreSQL, loads the run --------------------
+
+
+@dataclass(frozen=True)
+class Claim:
+    run: Run  # with its version (partly: what the definition cache needs) and environment
+    at: datetime  # the claim's time; a run claimed for the first time started then
+    account: Account | None  # the connected account of the run's event, if any
+
+
+def _claim_sql(db) -> str:
+    """Take a pending run that is due, or a running run whose lease expired."""
+    c = {
+        name: column(Run, name, db=db)
+        for name in (
+            "pk",
+            "status",
+            "lease_owner",
+            "lease_expires_at",
+            "next_attempt_at",
+            "started_at",
+        )
+    }
+    return f"""
+    UPDATE {table(Run, db)}
+    SET {c["status"]} = %s, {c["lease_owner"]} = %s, {c["lease_expires_at"]} = %s,
+        {c["next_attempt_at"]} = NULL, {c["started_at"]} = COALESCE({c["started_at"]}, %s)
+    WHERE {c["pk"]} = %s AND (
+        ({c["status"]} = %s AND ({c["next_attempt_at"]} IS NULL OR {c["next_attempt_at"]} <= %s))
+        OR ({c["status"]} = %s AND {c["lease_expires_at"]} < %s)
+    )"""
+
+
+# What the executor needs of the run's version, environment and event, after the run's columns.
+_VERSION = ("number", "published_at")
+_ENVIRONMENT = ("slug", "name", "kind", "created")
+
+
+def _claim_and_load_sql(db, no_wait: bool) -> str:
+    """PostgreSQL: the claim and the load in one statement (a CTE around the UPDATE). The
+    columns are named, not `*`: a prepared statement must not change its result's shape."""
+    claim = _claim_sql(db)
+    head = "WITH "
+    if no_wait:  # an autocommit claim need not wait for the disk (commits.py)
+        pk = column(Run, "pk", db=db)
+        claim = claim.replace(f"WHERE {pk}", f"FROM no_wait WHERE {pk}", 1)
+        head = f"WITH {NO_WAIT_CTE}, "
+    version = ", ".join(column(WorkflowVersion, n, "v", db) for n in _VERSION)
+    environment = ", ".join(column(Environment, n, "e", db) for n in _ENVIRONMENT)
+    return f"""{head}claimed AS ({claim} RETURNING {columns_of(Run, table(Run, db), db)})
+        SELECT {columns_of(Run, "claimed", db)}, {version}, {environment},
+               {column(Event, "account", "ev", db)}
+        FROM claimed
+        JOIN {table(WorkflowVersion, db)} v
+          ON {column(WorkflowVersion, "pk", "v", db)} = {column(Run, "version", "claimed", db)}
+        JOIN {table(Environment, db)} e
+          ON {column(Environment, "pk", "e", db)} = {column(Run, "environment", "claimed", db)}
+        LEFT JOIN {table(Event, db)} ev
+          ON {column(Event, "pk", "ev", db)} = {column(Run, "event", "claimed", db)}
+    """
+
+
+def run_claim(*, run_id: int, owner: str, expires: datetime) -> Claim | None:
+    """Take a pending run that is due, or a running run whose lease expired, and load it.
+
+    A run claimed for the first time gets the claim's time as its `started_at`, which tells
+    the executor that the run has no step records yet. The task's first statement: a
+    connection that died while the worker was idle is replaced (`reconnect.py`)."""
+    db = default_db()
+    at = db.ops.adapt_datetimefield_value
+    now = timezone.now()
+    Status = Run.Status
+    params = [Status.RUNNING, owner, at(expires), at(now), run_id]
+    params += [Status.PENDING, at(now), Status.RUNNING, at(now)]
+    if dialect.is_postgres(db):
+        no_wait = commit_without_waiting(db, durable=False)
+        sql = named(
+            "run_claim_and_load", (width(Run), no_wait), lambda: _claim_and_load_sql(db, no_wait)
+        )
+
+        def claim_and_load() -> tuple | None:
+            with default_db().cursor() as cursor:
+                cursor.execute(sql, params)
+                return cursor.fetchone()
+
+        row = once_more_if_disconnected(claim_and_load)
+        if row is None:
+            return None
+        run = from_row(Run, row)
+        extra = row[width(Run) :]
+        number, published_at = extra[:2]
+        slug, name, kind, created = extra[2:6]
+        account_id = extra[6]
+        run.version = partial_instance(
+            WorkflowVersion,
+            id=run.version_id,
+            workflow_id=run.workflow_id,
+            number=number,
+            published_at=published_at,
+        )
+        run.environment = partial_instance(
+            Environment, id=run.environment_id, slug=slug, name=name, kind=kind, created=created
+        )
+        account = Account.objects.get(pk=account_id) if account_id else None
+        return Claim(run=run, at=now, account=account)
+
+    sql = named("run_claim", (), lambda: _claim_sql(db))
+
+    def claim() -> int:
+        with default_db().cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.rowcount
+
+    if once_more_if_disconnected(claim) != 1:
+        return None
+    run = Run.objects.select_related("version", "environment", "event__account").get(pk=run_id)
+    return Claim(run=run, at=now, account=run.event.account if run.event_id else None)
+
+
+# --- the lease: renew, give back, finish ------------------------------------------------------
+
+
+def _held(run_id: int, owner: str) -> dict:
+    return {"pk": run_id, "lease_owner": owner, "status": Run.Status.RUNNING}
+
+
+def lease_renew(*, run_id: int, owner: str, expires: datetime, path: list | None = None) -> bool:
+    """Renew the lease (and save the path) if it is still ours and the run still runs."""
+    changes: dict = {"lease_expires_at": expires}
+    if path is not None:
+        changes["path"] = path
+    return update_where(Run, where=_held(run_id, owner), **changes) == 1
+
+
+def run_defer(*, run_id: int, owner: str, due: datetime, path: list) -> bool:
+    """Give the run back until `due` (a retry far enough away not to hold a worker)."""
+    return (
+        update_where(
+            Run,
+            where=_held(run_id, owner),
+            status=Run.Status.PENDING,
+            lease_owner="",
+            lease_expires_at=None,
+            next_attempt_at=due,
+            path=path,
+        )
+        == 1
+    )
+
+
+def run_finish(
+    *,
+    run_id: int,
+    owner: str,
+    status: str,
+    path: list,
+    error: dict | None = None,
+    stop_reason: str = "",
+    durable: bool = True,
+) -> bool:
+    """End the run (succeeded or failed) if we still hold it. `durable=False` for an end
+    that may be lost to a crash of PostgreSQL (the run would be ended again)."""
+    return (
+        update_where(
+            Run,
+            where=_held(run_id, owner),
+            durable=durable,
+            status=status,
+            path=path,
+            error=error,
+            stop_reason=stop_reason,
+            lease_owner="",
+            lease_expires_at=None,
+            finished_at=timezone.now(),
+        )
+        == 1
+    )
+
+
+# --- operators: restart, cancel ---------------------------------------------------------------
+
+
+def run_reopen_failed(*, run_id: int, restart_count: int) -> bool:
+    """failed -> pending, due now (health measures a pending run's wait from here)."""
+    with store_writes():
+        return (
+            Run.objects.filter(pk=run_id, status=Run.Status.FAILED).update(
+                status=Run.Status.PENDING,
+                error=None,
+                stop_reason="",
+                finished_at=None,
+                next_attempt_at=timezone.now(),
+                lease_owner="",
+                lease_expires_at=None,
+                restart_count=restart_count,
+            )
+            == 1
+        )
+
+
+def run_mark_canceled(*, run_id: int, stop_reason: str) -> bool:
+    """pending or running -> canceled. The lease owner's name stays: the worker may still
+    record the end of the step it is in, whose effects may already be out (`steps.py`)."""
+    with store_writes():
+        return (
+            Run.objects.filter(
+                pk=run_id, status__in=[Run.Status.PENDING, Run.Status.RUNNING]
+            ).update(
+                status=Run.Status.CANCELED,
+                stop_reason=stop_reason,
+                finished_at=timezone.now(),
+                lease_expires_at=None,
+                next_attempt_at=None,
+            )
+            == 1
+        )
+
+
+# --- retention --------------------------------------------------------------------------------
+
+
+def runs_delete(runs: QuerySet) -> int:
+    """Delete these runs with their step records (and what else cascades from a run)."""
+    with store_writes():
+        return runs.delete()[0]
+
+
+def runs_insert_many(runs: list[Run]) -> list[Run]:
+    """INSERT finished history in bulk (`generate_runs`: data for the inspector's benchmark)."""
+    with store_writes():
+        return Run.objects.bulk_create(runs)
