@@ -125,6 +125,8 @@ def test_it_reads_filters_from_a_query_and_reports_bad_values():
     f = RunFilters.from_query(QueryDict("workflow=x&status=lost&since=yesterday&event_type=a.b"))
     assert f.workflow is None and f.status == "" and f.since is None
     assert set(f.errors) == {"workflow", "status", "since"}
+    impossible = RunFilters.from_query(QueryDict("since=2026-13-45&until=2026-02-30T09:00"))
+    assert set(impossible.errors) == {"since", "until"}  # well formed, but no such day
     assert f.event_type == "a.b"
     good = RunFilters.from_query(QueryDict("status=failed&since=2026-01-31"))
     assert good.status == "failed"

@@ -82,6 +82,7 @@ def test_it_exports_another_environment_when_asked(runs, sandbox, flaky, alice):
         (["--status", "broken"], "--status: Unknown status 'broken'."),
         (["--since", "last week"], "--since: Use a date (2026-01-31)"),
         (["--until", "31/01/2026"], "--until: Use a date"),
+        (["--since", "2026-13-45"], "--since: Use a date"),  # well formed, no such day
         (["--workflow", "No such workflow"], "--workflow: no workflow named 'No such workflow'"),
         (["--environment", "staging"], "--environment: no environment 'staging'"),
     ],

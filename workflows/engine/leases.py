@@ -54,32 +54,10 @@ def lease_fence(
     return run_rows.lease_renew(run_id=run_id, owner=owner, expires=expires, path=path)
 
 
-def lease_defer(*, run_id: int, owner: str, due: datetime, path: list) -> bool:
-    """Give the run back until `due` (a retry far enough away not to hold a worker)."""
-    return run_rows.run_defer(run_id=run_id, owner=owner, due=due, path=path)
-
-
-def lease_finish(
-    *,
-    run_id: int,
-    owner: str,
-    status: str,
-    path: list,
-    error: dict | None = None,
-    stop_reason: str = "",
-    durable: bool = True,
-) -> bool:
-    """End the run (succeeded or failed) if we still hold it. `durable=False` for an end
-    that may be lost to a crash of PostgreSQL (the run would be ended again)."""
-    return run_rows.run_finish(
-        run_id=run_id,
-        owner=owner,
-        status=status,
-        path=path,
-        error=error,
-        stop_reason=stop_reason,
-        durable=durable,
-    )
+# Giving the run back until a retry is due, and ending it, are the store's transitions as they
+# are: they change nothing unless the lease is still ours.
+lease_defer = run_rows.run_defer
+lease_finish = run_rows.run_finish
 
 
 # --- the lease held while an action runs --------------------------------------------------------
