@@ -206,6 +206,8 @@ class Run(StoreOnlyModel, models.Model):
         SUCCEEDED = "succeeded"
         FAILED = "failed"
         CANCELED = "canceled"
+        # A failure an operator closed without restarting it (with a note); retention prunes it.
+        RESOLVED = "resolved"
 
     class TriggerKind(models.TextChoices):
         EVENT = "event"
@@ -276,7 +278,23 @@ class Run(StoreOnlyModel, models.Model):
 
     @property
     def is_terminal(self) -> bool:
-        return self.status in {self.Status.SUCCEEDED, self.Status.FAILED, self.Status.CANCELED}
+        return self.status in {
+            self.Status.SUCCEEDED,
+            self.Status.FAILED,
+            self.Status.CANCELED,
+            self.Status.RESOLVED,
+        }
+
+
+class RestartMode(models.TextChoices):
+    """How a failed run is restarted (workflows/engine/runs.py `run_restart`)."""
+
+    # Resume at the failed step; steps that succeeded are kept (the default).
+    FROM_FAILED_STEP = "from_failed_step", "From the failed step"
+    # A new attempt of every step, on the run's own version.
+    FROM_START = "from_start", "From the start"
+    # The workflow's current published version, at the same step id when it still exists.
+    LATEST_VERSION = "latest_version", "On the latest version"
 
 
 class StepRun(StoreOnlyModel, models.Model):
@@ -307,6 +325,9 @@ class StepRun(StoreOnlyModel, models.Model):
     error = models.JSONField(null=True, blank=True)
     # One entry per failed attempt: {"attempt", "type", "message", "retryable", "at"}
     attempt_errors = models.JSONField(default=list, blank=True)
+    # Every attempt with its own timing, across restarts:
+    # [{"attempt", "restart", "status", "started_at", "finished_at", "error"}]
+    attempt_log = models.JSONField(default=list, blank=True)
     branch_chosen = models.CharField(max_length=200, blank=True)
     # [{"object": "customer", "id": "cus_…", "before": {...}, "after": {...}}]
     changed_objects = models.JSONField(default=list, blank=True)
@@ -384,6 +405,8 @@ class RunAudit(models.Model):
         RESTART = "restart"
         BULK_RESTART = "bulk_restart"
         CANCEL = "cancel"
+        BULK_CANCEL = "bulk_cancel"
+        RESOLVE = "resolve"
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="audits")
     action = models.CharField(max_length=14, choices=Action.choices)
@@ -410,6 +433,115 @@ class RunAudit(models.Model):
         if self.api_key is not None:
             return api_key_actor(self.api_key)
         return getattr(self.user, "get_username", lambda: "")() or "the system"
+
+
+class RunNote(models.Model):
+    """A note on a run (any status), by a person or an API key; a resolution is a note too."""
+
+    class Kind(models.TextChoices):
+        NOTE = "note"
+        # Written with the failed -> resolved transition, in its transaction.
+        RESOLUTION = "resolution"
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="notes")
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.NOTE)
+    body = models.TextField()
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    api_key = models.ForeignKey(
+        ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["run", "created", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} on run {self.run_id}"
+
+    @property
+    def actor(self) -> str:
+        if self.api_key is not None:
+            return api_key_actor(self.api_key)
+        return getattr(self.user, "get_username", lambda: "")() or "the system"
+
+
+class RunBatch(models.Model):
+    """A bulk restart or cancel, applied by a background job on the workers.
+
+    The runs are listed in `RunBatchItem` rows when the batch is created, so the job's
+    progress survives a worker crash, and each item is applied in the transaction that marks
+    it done: a run is never restarted or canceled twice by one batch.
+    """
+
+    class Action(models.TextChoices):
+        RESTART = "restart"
+        CANCEL = "cancel"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="+")
+    action = models.CharField(max_length=10, choices=Action.choices)
+    mode = models.CharField(max_length=20, choices=RestartMode.choices, blank=True)
+    # What was asked: {"runs": [ids]} or {"filter": {...}}, as given.
+    selection = models.JSONField(default=dict)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    # {reason: count} for skipped and failed items (the summary at the end).
+    reasons = models.JSONField(default=dict, blank=True)
+    error = models.CharField(max_length=1000, blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    api_key = models.ForeignKey(
+        ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    # Renewed while a worker applies the batch; a stale one is picked up again by the sweep.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        verbose_name_plural = "run batches"
+
+    def __str__(self) -> str:
+        return f"{self.action} batch {self.pk} ({self.status})"
+
+
+class RunBatchItem(models.Model):
+    """One run of a batch and what the batch did to it."""
+
+    class Outcome(models.TextChoices):
+        PENDING = "pending"
+        DONE = "done"
+        SKIPPED = "skipped"
+        FAILED = "failed"
+
+    batch = models.ForeignKey(RunBatch, on_delete=models.CASCADE, related_name="items")
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="+")
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.PENDING)
+    message = models.CharField(max_length=300, blank=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["batch", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "run"], name="run_batch_item_unique")
+        ]
+        indexes = [models.Index(fields=["batch", "outcome", "id"])]
+
+    def __str__(self) -> str:
+        return f"batch {self.batch_id} run {self.run_id} ({self.outcome})"
 
 
 class NotificationSubscription(models.Model):

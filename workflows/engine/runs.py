@@ -21,7 +21,7 @@ from workflows.definition.validation import validate_manual_input
 from workflows.engine.queue import run_enqueue
 from workflows.engine.store.runs import run_create, run_mark_canceled, run_reopen_failed
 from workflows.engine.store.steps import steps_reset_for_restart
-from workflows.models import Run, StepRun, Workflow, WorkflowVersion
+from workflows.models import RestartMode, Run, StepRun, Workflow, WorkflowVersion
 from workflows.services import WorkflowStateError
 
 
@@ -103,8 +103,11 @@ def run_start_scheduled(*, workflow: Workflow, slot: str | None = None) -> Run:
     return run
 
 
-def run_restart(*, run: Run, user: Any = None) -> Run:
-    """Resume a failed run at its failed step, on the same version with the same context."""
+def run_restart(*, run: Run, user: Any = None, mode: str = RestartMode.FROM_FAILED_STEP) -> Run:
+    """Restart a failed run; `mode` is a `RestartMode` (the default resumes at the failed step,
+    on the same version with the same context)."""
+    if mode != RestartMode.FROM_FAILED_STEP:
+        raise WorkflowStateError(f"Restart mode '{mode}' is not available yet.", code="mode")
     if (run.error or {}).get("type") == "recursion":
         raise WorkflowStateError(
             "A run stopped for recursion cannot be restarted; its trigger would loop.",

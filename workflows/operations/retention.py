@@ -30,7 +30,7 @@ from workflows.engine.store.deliveries import deliveries_delete
 from workflows.engine.store.runs import runs_delete
 from workflows.models import Delivery, FailureDigest, Run, StepRun
 
-PRUNABLE = (Run.Status.SUCCEEDED, Run.Status.CANCELED)
+PRUNABLE = (Run.Status.SUCCEEDED, Run.Status.CANCELED, Run.Status.RESOLVED)
 BATCH = 500
 MAX_BATCHES = 40
 
