@@ -19,7 +19,7 @@ from django.db.models.fields.json import KeyTextTransform
 from billing.models import ApiKey, Environment
 from workflows.engine.runs import run_cancel, run_restart, run_restart_preview, run_start_manual
 from workflows.inspector.selectors import RunFilters, runs_filtered
-from workflows.models import Run, RunAudit, Workflow, api_key_actor
+from workflows.models import RestartMode, Run, RunAudit, Workflow, api_key_actor
 from workflows.services import WorkflowStateError
 
 BULK_BATCH_SIZE = 100
@@ -49,11 +49,17 @@ def run_start_manual_audited(*, workflow: Workflow, input: Any, api_key: ApiKey)
 
 
 def run_restart_audited(
-    *, run: Run, user: Any = None, api_key: ApiKey | None = None, note: str = ""
+    *,
+    run: Run,
+    user: Any = None,
+    api_key: ApiKey | None = None,
+    note: str = "",
+    mode: str = RestartMode.FROM_FAILED_STEP,
 ) -> Run:
-    """Restart `run` on behalf of a back-office `user` or, through the API, of `api_key`."""
+    """Restart `run` (in `mode`) on behalf of a back-office `user` or, through the API, of
+    `api_key`."""
     with transaction.atomic():
-        restarted = run_restart(run=run, user=user)
+        restarted = run_restart(run=run, user=user, mode=mode)
         run_audit_record(
             run=restarted, action=RunAudit.Action.RESTART, user=user, api_key=api_key, note=note
         )
