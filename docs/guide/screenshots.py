@@ -46,6 +46,11 @@ PAGES = ("region", "history", "handoff", "recover")
 
 # The customer the ledger partner has no account for (a failure no restart can fix).
 UNKNOWN_TO_LEDGER = "Rita Moreau"
+HANDOFF_NOTE = (
+    "Ledger team says their maintenance ended at 09:40; the failures since then are ours. "
+    "Ticket DEV-482."
+)
+RESOLVE_NOTE = "No ledger account for Rita Moreau: finance books this invoice by hand (FIN-231)."
 
 
 # ---------------------------------------------------------------------------------------------
@@ -104,6 +109,15 @@ def ledger_definition(url: str) -> dict:
                 "type": "action",
                 "action": "customers.retrieve",
                 "params": {"customer": "{{ trigger.data.object.customer }}"},
+            },
+            {
+                "id": "mark_sending",
+                "type": "action",
+                "action": "invoices.update",
+                "params": {
+                    "invoice": "{{ trigger.data.object.id }}",
+                    "metadata": {"ledger": "sending"},
+                },
             },
             {
                 "id": "post_ledger",
@@ -501,6 +515,11 @@ def shoot_handoff(browser, base_url: str, camera: Camera, workflow) -> None:
     page.goto(f"/admin/runs/{run.pk}/")
     camera.element(page.locator(".bf-run-summary"), "handoff-run-summary")
     camera.element(page.locator("#step-post_ledger"), "handoff-step-attempts")
+    if page.locator("#note-body").count():
+        page.fill("#note-body", HANDOFF_NOTE)
+        page.click("#add-note")
+        page.wait_for_selector(f"#run-notes li:has-text('{HANDOFF_NOTE[:20]}')")
+        camera.element(page.locator("#run-notes"), "handoff-note")
     page.goto(f"/admin/runs/?workflow={workflow.pk}&status=failed")
     camera.region(
         page, [page.locator("#run-filters"), page.locator(".bf-export")], "handoff-export"
@@ -519,20 +538,36 @@ def shoot_recover(browser, base_url: str, camera: Camera, workflow, partner: Par
     page.wait_for_url("**status=failed**")
     rows = page.locator("#run-table tbody tr")
     camera.region(page, [page.locator("#run-filters"), rows.nth(4)], "recover-failed-runs")
+    if page.locator("#bulk-bar").count():
+        # Two rows ticked: the bar restarts (or cancels) the selection.
+        rows.nth(0).locator(".bf-row-select").check()
+        rows.nth(1).locator(".bf-row-select").check()
+        camera.region(page, [page.locator("#bulk-bar"), rows.nth(2)], "recover-select-rows")
+        rows.nth(0).locator(".bf-row-select").uncheck()
+        rows.nth(1).locator(".bf-row-select").uncheck()
 
+    # One run's preview, in the default mode and from the start.
     one = Run.objects.filter(workflow=workflow, status="failed").latest("pk")
     page.goto(f"/admin/runs/{one.pk}/restart/")
     camera.element(page.locator("#restart-preview"), "recover-restart-preview")
+    if page.locator("#mode-from_start").count():
+        page.check("#mode-from_start")
+        page.wait_for_selector("#repeats-warning")
+        camera.element(page.locator("#restart-preview"), "recover-restart-from-start")
 
+    # The whole filter, restarted from the failed step once the partner is back.
     page.goto(f"/admin/runs/?workflow={workflow.pk}&status=failed")
     page.click("#bulk-restart-link")
-    page.wait_for_selector("#bulk-preview")
-    camera.element(page.locator("#bulk-preview"), "recover-bulk-preview")
-
+    panel = "#batch-panel" if page.locator("#bulk-bar").count() else "#bulk-preview"
+    page.wait_for_selector(f"{panel} #bulk-total")
+    camera.element(page.locator(panel), "recover-bulk-preview")
     partner.down = False  # the ledger is back
     page.click("#confirm-bulk-restart")
-    page.wait_for_selector("#bulk-result")
-    camera.element(page.locator("#bulk-preview"), "recover-bulk-result")
+    if panel == "#batch-panel":
+        page.wait_for_selector("#batch-panel.bf-batch-succeeded", timeout=120_000)
+    else:
+        page.wait_for_selector("#bulk-result")
+    camera.element(page.locator(panel), "recover-bulk-result")
     wait_for(
         "the restarted runs to finish",
         lambda: (
@@ -542,9 +577,20 @@ def shoot_recover(browser, base_url: str, camera: Camera, workflow, partner: Par
     page.goto(f"/admin/runs/?workflow={workflow.pk}")
     rows = page.locator("#run-table tbody tr")
     camera.region(page, [page.locator("#run-table thead"), rows.nth(4)], "recover-after-restart")
+
+    # The one no restart can fix: resolved with a note.
     left = Run.objects.filter(workflow=workflow, status="failed").latest("pk")
     page.goto(f"/admin/runs/{left.pk}/")
     camera.element(page.locator(".bf-run-summary"), "recover-unfixable-run")
+    if page.locator("#resolve-link").count():
+        page.click("#resolve-link")
+        page.fill("#resolve-note", RESOLVE_NOTE)
+        camera.element(page.locator("#resolve-form"), "recover-resolve-form")
+        page.click("#confirm-resolve")
+        page.goto(f"/admin/runs/{left.pk}/")
+        page.wait_for_selector("#run-status:has-text('resolved')")
+        camera.element(page.locator(".bf-run-summary"), "recover-resolved")
+        camera.element(page.locator("#run-notes"), "recover-resolution-note")
     page.context.close()
 
 
