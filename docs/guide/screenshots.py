@@ -14,7 +14,8 @@ From the repository's root, after `python3 dev.py test --co -q` (or `dev.py star
    into `docs/guide/images/`.
 
 Options: `--port` (default 8137; the partner listens on the next port), `--only` to make the
-images of some pages only (`--only region history`), `CHROMIUM=/path` for another Chromium.
+images of some pages only (`--only region history`), `--images DIR` to write them elsewhere (to
+compare), `CHROMIUM=/path` for another Chromium.
 The run takes about two minutes; its server and worker log is `var/guide-screenshots.log`.
 """
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import signal
 import socket
@@ -243,13 +245,14 @@ def wait_for(what: str, done: Callable[[], bool], timeout: float = 120) -> None:
 class Camera:
     """Saves a locator, or the region around several, as docs/guide/images/<name>.png."""
 
-    def __init__(self) -> None:
-        IMAGES.mkdir(parents=True, exist_ok=True)
+    def __init__(self, folder: Path = IMAGES) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
         self.made: list[str] = []
 
     def element(self, locator, name: str) -> None:
         locator.scroll_into_view_if_needed()
-        locator.screenshot(path=str(IMAGES / f"{name}.png"), animations="disabled")
+        locator.screenshot(path=str(self.folder / f"{name}.png"), animations="disabled")
         self._made(name)
 
     def region(self, page, locators: list, name: str, *, pad: int = 8, max_height=900) -> None:
@@ -270,13 +273,13 @@ class Camera:
             "height": min(max_height, bottom - top),
         }
         page.screenshot(
-            path=str(IMAGES / f"{name}.png"), clip=clip, full_page=True, animations="disabled"
+            path=str(self.folder / f"{name}.png"), clip=clip, full_page=True, animations="disabled"
         )
         self._made(name)
 
     def _made(self, name: str) -> None:
         self.made.append(f"{name}.png")
-        print(f"  images/{name}.png", flush=True)
+        print(f"  {self.folder / name}.png", flush=True)
 
 
 def sign_in(browser, base_url: str, username: str, *, height: int = 900):
@@ -431,6 +434,7 @@ def shoot_history(browser, base_url: str, camera: Camera) -> None:
     page.context.close()
 
     # The same answer from the API, for the page's example.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     live = Environment.objects.get(slug="live")
     _, raw = api_key_create(environment=live, name="Guide", role="viewer")
     answer = httpx.get(
@@ -601,6 +605,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8137)
     parser.add_argument("--only", nargs="*", choices=PAGES, default=list(PAGES))
+    parser.add_argument("--images", type=Path, default=IMAGES, help="where the PNGs go")
     args = parser.parse_args()
     if not Path(CHROMIUM).exists():
         sys.exit(f"Needs Chromium at {CHROMIUM} (apt-get install chromium, or set CHROMIUM=…).")
@@ -614,7 +619,7 @@ def main() -> int:
     manage("seed_demo")
     partner = Partner(args.port + 1)
     base_url = f"http://127.0.0.1:{args.port}"
-    camera = Camera()
+    camera = Camera(args.images.resolve())
 
     from playwright.sync_api import sync_playwright
 
@@ -638,7 +643,7 @@ def main() -> int:
                 print("(3) Recover a burst of failed runs", flush=True)
                 shoot_recover(browser, base_url, camera, workflow, partner)
         browser.close()
-    print(f"{len(camera.made)} images in {IMAGES.relative_to(ROOT)}/")
+    print(f"{len(camera.made)} images in {camera.folder}/")
     return 0
 
 
