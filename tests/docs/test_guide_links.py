@@ -1,6 +1,7 @@
 """The operator's guide cannot rot silently: every picture and relative link in docs/guide/*.md
-points at a file of the repository, every picture in docs/guide/images/ is used by a page, and
-the project's README links to the guide. Plain file checks: no database, no browser."""
+points at a file of the repository, every picture in docs/guide/images/ is used by a page and
+made by the screenshot script, and the project's README links to the guide. Plain file checks:
+no database, no browser."""
 
 from __future__ import annotations
 
@@ -79,6 +80,14 @@ def test_every_picture_in_images_is_used_by_a_page():
     }
     unused = sorted(p.name for p in IMAGES.glob("*.png") if p.resolve() not in used)
     assert not unused, f"pictures no page shows: {unused}"
+
+
+def test_every_picture_is_made_by_the_screenshot_script():
+    """The pictures can be made again: each name is one the script saves."""
+    script = (GUIDE / "screenshots.py").read_text()
+    made = set(re.findall(r"\"((?:region|history|handoff|recover)-[a-z0-9-]+)\"", script))
+    pictures = {p.stem for p in IMAGES.glob("*.png")}
+    assert pictures <= made, f"not made by docs/guide/screenshots.py: {sorted(pictures - made)}"
 
 
 def test_the_readme_links_to_the_guide():
