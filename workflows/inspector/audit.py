@@ -1,4 +1,5 @@
-"""Audited run transitions for the inspector and the API: start, restart, bulk restart, cancel.
+"""Audited run transitions for the inspector and the API: start, restart, bulk restart, cancel,
+resolve, and the notes on a run.
 
 Each wraps the engine's transition (`workflows.engine.runs`) and writes its RunAudit row in the same
 transaction, so the log never shows a restart that did not happen (or misses one that did).
@@ -17,10 +18,16 @@ from django.db.models import Count, Q
 from django.db.models.fields.json import KeyTextTransform
 
 from billing.models import ApiKey, Environment
-from workflows.engine.runs import run_cancel, run_restart, run_restart_preview, run_start_manual
+from workflows.engine.runs import (
+    run_cancel,
+    run_resolve,
+    run_restart,
+    run_restart_preview,
+    run_start_manual,
+)
 from workflows.inspector.selectors import RunFilters, runs_filtered
-from workflows.models import RestartMode, Run, RunAudit, Workflow, api_key_actor
-from workflows.services import WorkflowStateError
+from workflows.models import RestartMode, Run, RunAudit, RunNote, Workflow, api_key_actor
+from workflows.services import WorkflowError, WorkflowStateError
 
 BULK_BATCH_SIZE = 100
 # One request restarts at most this many runs; the page says how many remain.
@@ -73,6 +80,59 @@ def run_cancel_audited(*, run: Run, user: Any = None, api_key: ApiKey | None = N
         canceled = run_cancel(run=run, user=user, by=by)
         run_audit_record(run=canceled, action=RunAudit.Action.CANCEL, user=user, api_key=api_key)
     return canceled
+
+
+NOTE_MAX_CHARS = 5000
+
+
+def _note_body(body: Any, param: str) -> str:
+    text = str(body or "").strip()
+    if not text:
+        raise WorkflowError(
+            "Write a note: it may not be empty.", code="parameter_missing", param=param
+        )
+    if len(text) > NOTE_MAX_CHARS:
+        raise WorkflowError(
+            f"A note is at most {NOTE_MAX_CHARS} characters; this one has {len(text)}.",
+            code="parameter_invalid",
+            param=param,
+        )
+    return text
+
+
+def run_note_add(
+    *, run: Run, body: Any, user: Any = None, api_key: ApiKey | None = None, param: str = "body"
+) -> RunNote:
+    """A note on `run` (any status) by a back-office `user` or an API key. An empty note is
+    refused, naming `param` (the form's or the API's field)."""
+    return RunNote.objects.create(
+        run=run,
+        kind=RunNote.Kind.NOTE,
+        body=_note_body(body, param),
+        user=user if getattr(user, "pk", None) else None,
+        api_key=api_key,
+    )
+
+
+def run_resolve_audited(
+    *, run: Run, note: Any, user: Any = None, api_key: ApiKey | None = None, param: str = "note"
+) -> Run:
+    """Close a failed run without restarting it: the failed -> resolved transition, its
+    resolution note and its RunAudit row commit together (or none of them)."""
+    body = _note_body(note, param)
+    with transaction.atomic():
+        resolved = run_resolve(run=run)
+        RunNote.objects.create(
+            run=resolved,
+            kind=RunNote.Kind.RESOLUTION,
+            body=body,
+            user=user if getattr(user, "pk", None) else None,
+            api_key=api_key,
+        )
+        run_audit_record(
+            run=resolved, action=RunAudit.Action.RESOLVE, user=user, api_key=api_key, note=body
+        )
+    return resolved
 
 
 @dataclass

@@ -1,9 +1,10 @@
-"""A run's row: created, claimed, renewed, given back, finished, restarted, canceled, pruned.
+"""A run's row: created, claimed, renewed, given back, finished, restarted, canceled, resolved,
+pruned.
 
 Every transition is a conditional UPDATE with a count check, so two workers racing for a run
 (or a worker racing a cancel, or two operators restarting it) cannot both win. The hot ones
 (claim, renew, finish) are the store's own statements, built once from `Run._meta`; the rare
-ones (restart, cancel, prune) are ORM writes inside `store_writes()`.
+ones (restart, resolve, cancel, prune) are ORM writes inside `store_writes()`.
 """
 
 from __future__ import annotations
@@ -228,11 +229,21 @@ def run_finish(
     )
 
 
-# --- operators: restart, cancel ---------------------------------------------------------------
+# --- operators: restart, resolve, cancel ------------------------------------------------------
 
 
-def run_reopen_failed(*, run_id: int, restart_count: int) -> bool:
-    """failed -> pending, due now (health measures a pending run's wait from here)."""
+def run_reopen_failed(
+    *, run_id: int, restart_count: int, version_id: int | None = None, from_start: bool = False
+) -> bool:
+    """failed -> pending, due now (health measures a pending run's wait from here).
+
+    `version_id`: the run moves to that version (a restart on the latest version);
+    `from_start`: its path is cleared too, the walk records it again from the first step."""
+    changes: dict = {}
+    if version_id is not None:
+        changes["version_id"] = version_id
+    if from_start:
+        changes["path"] = []
     with store_writes():
         return (
             Run.objects.filter(pk=run_id, status=Run.Status.FAILED).update(
@@ -244,6 +255,19 @@ def run_reopen_failed(*, run_id: int, restart_count: int) -> bool:
                 lease_owner="",
                 lease_expires_at=None,
                 restart_count=restart_count,
+                **changes,
+            )
+            == 1
+        )
+
+
+def run_mark_resolved(*, run_id: int) -> bool:
+    """failed -> resolved: closed by an operator without a restart (its error stays, and
+    retention prunes it like a finished run)."""
+    with store_writes():
+        return (
+            Run.objects.filter(pk=run_id, status=Run.Status.FAILED).update(
+                status=Run.Status.RESOLVED
             )
             == 1
         )
