@@ -632,9 +632,7 @@ def run_resolve(request: HttpRequest, run_id: int, payload: ResolveIn) -> HttpRe
     return idempotent(
         request,
         lambda key: run_json(
-            _service(
-                lambda: run_resolve_audited(run=run, note=payload.note, api_key=request.auth)
-            ),
+            _service(lambda: run_resolve_audited(run=run, note=payload.note, api_key=request.auth)),
             steps=True,
         ),
     )
