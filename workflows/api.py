@@ -16,7 +16,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from ninja import Field, Query, Router, Schema
+from ninja import Body, Field, Query, Router, Schema
 from pydantic import BaseModel, ConfigDict
 
 from billing.api_schemas import Out, StripeList
@@ -609,9 +609,12 @@ def _restart_mode(value: str | None) -> str:
     summary="Restart a failed run (at its failed step, from the start, or on the latest version)",
     response={200: RunWithStepsOut},
 )
-def run_restart(request: HttpRequest, run_id: int, payload: RestartIn) -> HttpResponse:
+def run_restart(
+    request: HttpRequest, run_id: int, payload: Body[RestartIn | None] = None
+) -> HttpResponse:
     run = _run(request, run_id)
-    mode = _restart_mode(payload.mode)
+    # No body at all is the default mode, as before modes existed.
+    mode = _restart_mode(payload.mode if payload is not None else None)
     return idempotent(
         request,
         lambda key: run_json(

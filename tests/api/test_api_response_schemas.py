@@ -248,7 +248,13 @@ def test_every_workflow_run_and_webhook_answer_matches_its_declared_schema(wsgi)
     assert call("GET", f"/runs/{broken['id']}")["error"]["step"] == "tag"
     assert call("POST", f"/runs/{broken['id']}/restart")["status"] == "pending"
     assert call("POST", f"/runs/{broken['id']}/cancel")["status"] == "canceled"
-    assert len(call("GET", "/runs", workflow=workflow)["data"]) == 2
+    # Another failure, noted and resolved without a restart.
+    closed = call("POST", f"/workflows/{workflow}/invoke", {"input": {"customer": "cus_gone"}})
+    _executed(closed["id"])
+    assert call("POST", f"/runs/{closed['id']}/notes", {"body": "Seen."})["kind"] == "note"
+    resolved = call("POST", f"/runs/{closed['id']}/resolve", {"note": "Gone on purpose."})
+    assert resolved["status"] == "resolved" and len(resolved["notes"]) == 2
+    assert len(call("GET", "/runs", workflow=workflow)["data"]) == 3
 
     call("POST", f"/workflows/{workflow}/deactivate")
     call("DELETE", f"/workflows/{workflow}")
