@@ -434,6 +434,9 @@ def _after_action(
         run.refresh_from_db()
         context = _run_context(request, run, notice=notice, action_error=error)
         response = render(request, "workflows/runs/detail.html#run-body", context)
+        # The notes sit outside the run's body (it polls); a resolve adds one: swapped too.
+        notes = render(request, "workflows/runs/detail.html#notes", {**context, "oob": True})
+        response.content += notes.content
         response["HX-Retarget"] = "#run-body"
         response["HX-Reswap"] = "outerHTML"
         return response
