@@ -219,3 +219,14 @@ def test_a_restarted_step_shows_each_attempt_with_its_own_timing(cast, failed_ru
     assert 'class="bf-attempts bf-attempt-log"' in body
     assert '<tr class="bf-attempt-failed"><td>1</td><td>first run</td>' in body
     assert '<tr class="bf-attempt-succeeded"><td>1</td><td>restart 1</td>' in body
+
+
+def test_the_run_download_has_the_notes_and_every_attempt(cast, failed_run):
+    client = client_for(cast["mona"])
+    client.post(reverse("runs:resolve", args=[failed_run.pk]), {"note": "Handled."})
+    document = client.get(reverse("runs:export_run", args=[failed_run.pk])).json()
+    assert [(n["kind"], n["body"], n["author"]) for n in document["notes"]] == [
+        ("resolution", "Handled.", "mona")
+    ]
+    sync = next(s for s in document["steps"] if s["step_id"] == "sync")
+    assert [a["status"] for a in sync["attempt_log"]] == ["failed"]
