@@ -290,7 +290,7 @@ def _attempts(
             params=params,
             error=details,
             attempt_errors=_attempt_errors(rec, details),
-            attempt_log=_attempt_ended(rec, StepRun.Status.FAILED, details),
+            attempt_log=_attempt_ended(rec, StepRun.Status.FAILED, timezone.now(), details),
             next_attempt_at=due,
         )
         with _fenced_transaction(ex, rec):
@@ -418,14 +418,15 @@ def _recount_provider_fault(exc: BaseException) -> None:
 def _mark_skipped(ex: _Execution, rec: StepRun, params: object, reason: str) -> dict:
     """The action chose not to act: record the step as skipped, with the reason as output."""
     output = {"skipped": True, "reason": reason}
+    now = timezone.now()
     row = _with(
         rec,
         status=StepRun.Status.SKIPPED,
         params=params,
         output=output,
         error=None,
-        attempt_log=_attempt_ended(rec, StepRun.Status.SKIPPED),
-        finished_at=timezone.now(),
+        attempt_log=_attempt_ended(rec, StepRun.Status.SKIPPED, now),
+        finished_at=now,
         next_attempt_at=None,
     )
     with _fenced_transaction(ex, rec):
@@ -443,6 +444,7 @@ def _mark_succeeded(
     step's transaction commits (PostgreSQL), so a worker whose lease was taken over cannot
     commit a step after the new owner claimed the run. A cancel during the step lets it end
     (its effects may be out already); the next step does not start. Returns the record."""
+    now = timezone.now()
     row = _with(
         rec,
         status=StepRun.Status.SUCCEEDED,
@@ -450,8 +452,8 @@ def _mark_succeeded(
         output=output if isinstance(output, dict) else {"value": output},
         error=None,
         changed_objects=ctx.changed,
-        attempt_log=_attempt_ended(rec, StepRun.Status.SUCCEEDED),
-        finished_at=timezone.now(),
+        attempt_log=_attempt_ended(rec, StepRun.Status.SUCCEEDED, now),
+        finished_at=now,
         next_attempt_at=None,
     )
     fence = Fence(run_id=ex.run.pk, owner=ex.owner, under_way=True)
@@ -513,15 +515,17 @@ def _attempt_started(ex: _Execution, rec: StepRun, now: datetime) -> list[dict]:
     return [*(rec.attempt_log or []), entry]
 
 
-def _attempt_ended(rec: StepRun, status: str, error: dict | None = None) -> list[dict]:
-    """The record's attempt log with its last attempt ended (`status`, now, `error`)."""
+def _attempt_ended(
+    rec: StepRun, status: str, at: datetime, error: dict | None = None
+) -> list[dict]:
+    """The record's attempt log with its last attempt ended (`status` at `at`, `error`)."""
     log = list(rec.attempt_log or [])
     if log and log[-1].get("finished_at") is None:
         error = {"type": error["type"], "message": error["message"]} if error else None
         log[-1] = {
             **log[-1],
             "status": status,
-            "finished_at": timezone.now().isoformat(),
+            "finished_at": at.isoformat(),
             "error": error,
         }
     return log
@@ -537,14 +541,15 @@ def _fail_step(ex: _Execution, rec: StepRun, details: dict, params: object) -> N
     """Record the step's failure and fail the run there (one transaction); always raises."""
     details = {"type": details["type"], "message": details["message"], **details}
     details.setdefault("retryable", False)
+    now = timezone.now()
     row = _with(
         rec,
         status=StepRun.Status.FAILED,
         params=params,
         error=details,
         attempt_errors=_attempt_errors(rec, details),
-        attempt_log=_attempt_ended(rec, StepRun.Status.FAILED, details),
-        finished_at=timezone.now(),
+        attempt_log=_attempt_ended(rec, StepRun.Status.FAILED, now, details),
+        finished_at=now,
         next_attempt_at=None,
     )
     with _fenced_transaction(ex, rec):
