@@ -240,3 +240,23 @@ def test_a_note_goes_on_a_run_of_any_status(failed, sam):
     with pytest.raises(WorkflowError, match="may not be empty") as error:
         run_note_add(run=run, body="", user=sam)
     assert error.value.param == "body"
+
+
+def test_latest_version_refuses_a_version_with_another_kind_of_trigger(failed, alice, mona):
+    run, _ = failed
+    on_event = {
+        "name": "Refund and tell",
+        "trigger": {"type": "event", "event": "customer.created", "accounts": "platform"},
+        "steps": [
+            {
+                "id": "tell",
+                "type": "action",
+                "action": "customers.update",
+                "params": {"customer": "{{ trigger.data.object.id }}", "metadata": {"a": "b"}},
+            }
+        ],
+    }
+    publish(run.workflow, on_event, alice)
+    with pytest.raises(WorkflowStateError, match="has an event trigger; run .* by a manual trigger"):
+        run_restart(run=run, user=mona, mode=RestartMode.LATEST_VERSION)
+    assert Run.objects.get(pk=run.pk).status == Run.Status.FAILED

@@ -135,9 +135,22 @@ def _restart_target(run: Run, mode: str) -> tuple[WorkflowVersion, bool]:
             code="no_published_version",
             param="mode",
         )
+    if version.trigger_type != run.trigger_kind:
+        # The run's context is its own trigger's (an event, the manual input): another kind of
+        # trigger's steps would not find what they read.
+        raise WorkflowStateError(
+            f"Version {version.number} of '{workflow.name}' has {_a(version.trigger_type)} "
+            f"trigger; run {run.pk} was started by {_a(run.trigger_kind)} trigger.",
+            code="wrong_trigger",
+            param="mode",
+        )
     failed_step = (run.error or {}).get("step")
     resumes = bool(failed_step) and failed_step in _step_ids(version)
     return version, not resumes
+
+
+def _a(word: str) -> str:
+    return f"an {word}" if word[:1] in "aeiou" else f"a {word}"
 
 
 def _step_ids(version: WorkflowVersion) -> set[str]:
