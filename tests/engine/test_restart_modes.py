@@ -257,6 +257,8 @@ def test_latest_version_refuses_a_version_with_another_kind_of_trigger(failed, a
         ],
     }
     publish(run.workflow, on_event, alice)
-    with pytest.raises(WorkflowStateError, match="has an event trigger; run .* by a manual trigger"):
+    with pytest.raises(
+        WorkflowStateError, match="has an event trigger; run .* by a manual trigger"
+    ):
         run_restart(run=run, user=mona, mode=RestartMode.LATEST_VERSION)
     assert Run.objects.get(pk=run.pk).status == Run.Status.FAILED
