@@ -230,3 +230,17 @@ def test_the_run_download_has_the_notes_and_every_attempt(cast, failed_run):
     ]
     sync = next(s for s in document["steps"] if s["step_id"] == "sync")
     assert [a["status"] for a in sync["attempt_log"]] == ["failed"]
+
+
+def test_the_bulk_preview_lists_the_steps_each_mode_runs(live, failed_run):
+    from workflows.inspector.audit import runs_restart_bulk_preview
+    from workflows.inspector.selectors import RunFilters
+
+    filters = RunFilters.from_query({"status": "failed"})
+    default = runs_restart_bulk_preview(environment=live, filters=filters)
+    start = runs_restart_bulk_preview(environment=live, filters=filters, mode="from_start")
+    assert [s["step_id"] for s in default.groups[0].steps] == ["sync"]
+    assert [(s["step_id"], s["repeats_effects"]) for s in start.groups[0].steps] == [
+        ("tag", True),
+        ("sync", False),
+    ]

@@ -198,11 +198,18 @@ class BulkPreview:
     recursion_runs: int
 
 
-def runs_restart_bulk_preview(*, environment: Environment, filters: RunFilters) -> BulkPreview:
-    """Counts for the bulk restart preview, grouped by workflow version and failed step.
+def runs_restart_bulk_preview(
+    *,
+    environment: Environment,
+    filters: RunFilters,
+    mode: str = RestartMode.FROM_FAILED_STEP,
+) -> BulkPreview:
+    """Counts for the bulk restart preview (in `mode`), grouped by workflow version and failed
+    step.
 
     Runs of one version failing at one step re-run the same steps, so one sample run per
-    group gives the group's step list, and side effects are counted per group.
+    group gives the group's step list, and side effects are counted per group. A group the
+    mode cannot restart (no published version) lists no steps; its restarts will say why.
     """
     failed = runs_filtered(environment=environment, filters=filters).filter(
         status=Run.Status.FAILED
@@ -224,7 +231,10 @@ def runs_restart_bulk_preview(*, environment: Environment, filters: RunFilters) 
             else sample.filter(Q(error__isnull=True) | Q(error__step__isnull=True))
         )
         sample_run = sample.select_related("version").first()
-        steps = run_restart_preview(run=sample_run) if sample_run is not None else []
+        try:
+            steps = run_restart_preview(run=sample_run, mode=mode) if sample_run else []
+        except WorkflowStateError:
+            steps = []
         again = [s for s in steps if s["will_run"] != "no"]
         if any(s["side_effects"] for s in again):
             side_effects += row["n"]
