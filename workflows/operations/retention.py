@@ -33,7 +33,7 @@ from django.db.models import CASCADE, Min, QuerySet
 from django.utils import timezone
 
 from billing.models import Event, IdempotencyRecord
-from workflows.engine.store.deliveries import deliveries_delete
+from workflows.engine.store.deliveries import deliveries_delete_of_runs
 from workflows.engine.store.runs import runs_delete
 from workflows.models import Delivery, FailureDigest, Run, StepRun
 
@@ -100,16 +100,10 @@ def runs_prune_batch(cutoff: datetime, *, batch: int = BATCH) -> dict[str, int]:
         )
         if not ids:
             return {}
-        keys = StepRun.objects.filter(run_id__in=ids).values_list("idempotency_key", flat=True)
-        # A delivery record only stops a second send of a step that may run again; these runs
-        # are over, so their records go with them. Every kind is named so the lookup uses the
-        # (kind, idempotency_key) unique index.
-        deliveries = deliveries_delete(
-            Delivery.objects.filter(kind__in=Delivery.Kind.values, idempotency_key__in=list(keys))
-        )
-        # The status is checked again in the DELETE: terminal states never change back, but a
-        # run must never be lost to a race with something we did not foresee.
-        rows = runs_delete(Run.objects.filter(pk__in=ids, status__in=PRUNABLE))
+        # The runs are locked until commit, so none changes status before the DELETE (which
+        # checks it again all the same: a run must never be lost to a race we did not foresee).
+        deliveries = deliveries_delete_of_runs(ids)
+        rows = runs_delete(ids, statuses=PRUNABLE)
     if deliveries:
         rows[Delivery._meta.label] = deliveries
     return rows
@@ -234,8 +228,8 @@ def retention_dry_run(now: datetime | None = None, *, days: float | None = None)
     now = now or timezone.now()
     runs = prunable_runs(retention_cutoff(now, days))
     counts = {Run._meta.db_table: runs.count()}
-    for relation in Run._meta.related_objects:
-        if relation.on_delete is not CASCADE:
+    for relation in Run._meta.get_fields(include_hidden=True):
+        if not relation.one_to_many or getattr(relation, "on_delete", None) is not CASCADE:
             continue
         model = relation.related_model
         counts[model._meta.db_table] = model._base_manager.filter(
