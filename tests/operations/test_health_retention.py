@@ -62,8 +62,9 @@ def test_an_old_backlog_makes_health_degraded_but_still_200(region_workflow, vic
     assert report["status"] == "degraded"
     assert report["healthy"] is True
     assert [w["check"] for w in report["warnings"]] == ["retention_backlog"]
-    assert "Retention is behind: 1 run(s) past the window, the oldest by 6.0 h (limit 3 h)" in (
-        report["warnings"][0]["message"]
+    message = report["warnings"][0]["message"]
+    assert (
+        "Retention is behind: 1 run(s) past the window, the oldest by 6.0 h (limit 3 h)" in message
     )
     assert report["problems"] == []
     anonymous = Client().get("/health/")
