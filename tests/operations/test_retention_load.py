@@ -4,7 +4,9 @@ Time is simulated, not waited for: each tick is one minute of load (3,000 runs f
 their instants in that minute, with their step records, some deliveries and notes) followed by
 the scheduled prune called as the every-minute schedule calls it, with `now` at the end of the
 minute and the real time budget. The window is ten minutes, so the tables reach their steady
-state within the test. The prune's real throughput is printed (run with `-s` to see it).
+state within the test. Every batch commits (a transactional test), as in production: deleted
+rows stay behind in the indexes until PostgreSQL sees their transaction end. The prune's real
+throughput is printed (run with `-s` to see it).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from tests import factories
@@ -21,13 +24,13 @@ from workflows.engine.store.steps import steps_insert_many
 from workflows.models import Delivery, Run, RunNote, StepRun
 from workflows.operations.retention import retention_budget, retention_prune
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.timeout(900)]
 
 RATE = 50  # runs a second: the engine's documented sustained throughput
 STEPS = 5
 PER_TICK = RATE * 60
 WINDOW_MINUTES = 10
-TICKS = 24
+TICKS = 16
 
 
 def minute_of_load(workflow, start) -> tuple[list[Run], int]:
@@ -81,11 +84,17 @@ def minute_of_load(workflow, start) -> tuple[list[Run], int]:
         Delivery(kind="email", idempotency_key=f"{run.pk}/s2/", status="sent") for run in runs[::10]
     )
     RunNote.objects.bulk_create(RunNote(run=run, body="checked") for run in runs[::100])
+    # What autovacuum's analyze does within a minute of such growth in production: a table
+    # that grew from nothing in seconds has no statistics yet, and its first plans (the
+    # foreign-key checks' too) would assume a few rows.
+    with connection.cursor() as cursor:
+        for model in (Run, StepRun, Delivery, RunNote):
+            cursor.execute(f"ANALYZE {model._meta.db_table}")
     prunable = sum(1 for run in runs if run.status != Run.Status.FAILED)
     return runs, prunable
 
 
-def test_run_tables_stay_flat_at_50_runs_a_second(region_workflow, settings):
+def test_run_tables_stay_flat_at_50_runs_a_second(transactional_db, region_workflow, settings):
     settings.BILLFLOW = {**settings.BILLFLOW, "RUN_RETENTION_DAYS": WINDOW_MINUTES / 1440}
     window = timedelta(minutes=WINDOW_MINUTES)
     start = timezone.now().replace(second=0, microsecond=0) - timedelta(minutes=TICKS)
@@ -97,7 +106,7 @@ def test_run_tables_stay_flat_at_50_runs_a_second(region_workflow, settings):
 
     failed_ids = {r.pk for r in kept}
     finished_by_tick: list[tuple] = []  # (tick start, prunable runs) per minute of load
-    sizes, pruned_runs, pruned_steps, prune_seconds = [], 0, 0, 0.0
+    sizes, pruned_runs, pruned_steps, prune_seconds, longest = [], 0, 0, 0.0, 0.0
     for tick in range(TICKS):
         minute = start + timedelta(minutes=tick)
         runs, prunable = minute_of_load(region_workflow, minute)
@@ -110,7 +119,9 @@ def test_run_tables_stay_flat_at_50_runs_a_second(region_workflow, settings):
         assert not result["backlog"], f"tick {tick}: the budget ran out ({result})"
         pruned_runs += result["runs"]
         pruned_steps += result["step_runs"]
-        prune_seconds += result["seconds"]
+        if result["runs"]:  # the throughput is measured on the passes that had work
+            prune_seconds += result["seconds"]
+        longest = max(longest, result["seconds"])
         cutoff = now - window
         in_window = sum(n for begun, n in finished_by_tick if begun >= cutoff)
         prunable_left = Run.objects.exclude(pk__in=failed_ids).count()
@@ -138,5 +149,5 @@ def test_run_tables_stay_flat_at_50_runs_a_second(region_workflow, settings):
         f"{sizes[-1][1]:,}; pruned {pruned_runs:,} runs and {pruned_steps:,} step records in "
         f"{prune_seconds:.1f} s = {pruned_runs / prune_seconds:,.0f} runs/s, "
         f"{pruned_steps / prune_seconds:,.0f} step records/s "
-        f"({prune_seconds / TICKS:.2f} s of each simulated minute)"
+        f"(the longest pass {longest:.2f} s of its simulated minute)"
     )

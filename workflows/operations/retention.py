@@ -81,6 +81,8 @@ class Budget:
 class RunsPruned:
     runs: int = 0
     rows: dict[str, int] = field(default_factory=dict)  # model label -> rows deleted
+    # The pass reached the end of the backlog (a batch came back short): nothing is left.
+    caught_up: bool = False
 
     def add(self, rows: dict[str, int]) -> None:
         for label, count in rows.items():
@@ -141,11 +143,12 @@ def runs_prune_detailed(
     while max_batches is None or batches < max_batches:
         rows = runs_prune_batch(cutoff, batch=batch)
         batches += 1
-        if not rows:
-            break
         done.add(rows)
-        if progress:
+        if progress and rows:
             progress(done)
+        if rows.get(Run._meta.label, 0) < batch:
+            done.caught_up = True  # no second look for an empty batch
+            break
         if budget.spent():
             break
     return done
@@ -214,7 +217,7 @@ def retention_prune(
     }
     for name, queryset in _other_tables(now, days).items():
         result[name] = _delete_in_batches(queryset, batch=batch, budget=budget)
-    result["backlog"] = prunable_runs(retention_cutoff(now, days)).exists()
+    result["backlog"] = not runs.caught_up
     result["seconds"] = round(time.monotonic() - started, 3)
     return result
 
