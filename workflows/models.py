@@ -271,6 +271,14 @@ class Run(StoreOnlyModel, models.Model):
                 F("id").desc(),
                 name="run_env_event_type_created",
             ),
+            # Retention (workflows/operations/retention.py): the prune takes the oldest
+            # prunable runs first and /health/ reads the backlog's size and age, both from
+            # this index alone however many failed or recent runs the table holds.
+            models.Index(
+                fields=["finished_at", "id"],
+                condition=Q(status__in=["succeeded", "canceled", "resolved"]),
+                name="run_prunable_finished",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -51,7 +51,8 @@ def stall_check() -> bool:
 
 
 def retention_prune() -> dict:
-    """Hourly (schedule `billflow.retention`): prune what the retention policy covers."""
+    """Every minute (schedule `billflow.retention`): prune what the retention policy covers,
+    within the pass's time budget; a backlog left over is the next minute's work."""
     return _retention_prune()
 
 
