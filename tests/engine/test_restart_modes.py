@@ -8,17 +8,22 @@ The same with real workers on PostgreSQL: tests/engine/test_restart_modes_worker
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.core import mail
 from django.test import TestCase
+from django.utils import timezone
 
 from billing.models import Refund
 from tests import factories
 from workflows import services
 from workflows.engine.executor import run_execute
 from workflows.engine.runs import run_resolve, run_restart, run_restart_preview, run_start_manual
+from workflows.engine.store.forcing import force_rows
 from workflows.inspector.audit import run_note_add, run_resolve_audited
 from workflows.models import RestartMode, Run, RunAudit, RunNote, StepRun
+from workflows.operations.retention import retention_days, runs_prune
 from workflows.services import WorkflowError, WorkflowStateError
 
 
@@ -217,6 +222,19 @@ def test_resolve_closes_a_failed_run_with_its_note_and_audit(failed, mona):
     assert (audit.action, audit.user, audit.note) == ("resolve", mona, "Refunded by hand.")
     with pytest.raises(WorkflowStateError, match="is resolved; only failed runs restart"):
         run_restart(run=run)
+
+
+def test_a_resolved_run_ends_at_its_resolution_so_retention_keeps_it_a_full_window(failed, mona):
+    run, _ = failed
+    # A failure older than the retention window, resolved today.
+    long_ago = timezone.now() - timedelta(days=retention_days() + 5)
+    force_rows(Run.objects.filter(pk=run.pk)).update(finished_at=long_ago)
+    run = run_resolve_audited(run=run, note="Refunded by hand.", user=mona)
+
+    assert run.finished_at > timezone.now() - timedelta(minutes=1)
+    assert runs_prune() == 0 and Run.objects.filter(pk=run.pk).exists()
+    later = timezone.now() + timedelta(days=retention_days() + 1)
+    assert runs_prune(now=later) == 1 and not Run.objects.filter(pk=run.pk).exists()
 
 
 def test_resolve_refuses_an_empty_note_and_a_run_that_is_not_failed(failed, live, mona):

@@ -264,12 +264,13 @@ def run_reopen_failed(
 
 
 def run_mark_resolved(*, run_id: int) -> bool:
-    """failed -> resolved: closed by an operator without a restart (its error stays, and
-    retention prunes it like a finished run)."""
+    """failed -> resolved: closed by an operator without a restart. Its error stays; it ends
+    now, so retention keeps the resolution (and its note) a full window, however old the
+    failure."""
     with store_writes():
         return (
             Run.objects.filter(pk=run_id, status=Run.Status.FAILED).update(
-                status=Run.Status.RESOLVED
+                status=Run.Status.RESOLVED, finished_at=timezone.now()
             )
             == 1
         )
