@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import transaction
 from django.db.models import CASCADE, Min, QuerySet
+from django.dispatch import Signal
 from django.utils import timezone
 
 from billing.models import Event, IdempotencyRecord
@@ -41,6 +42,10 @@ PRUNABLE = (Run.Status.SUCCEEDED, Run.Status.CANCELED, Run.Status.RESOLVED)
 # 500 runs (with some 2,500 step records) per transaction: big enough that the per-statement
 # overhead is small, small enough that a batch holds its locks for a fraction of a second.
 BATCH = 500
+# Sent inside each batch's transaction with `run_ids`, before the runs go: apps above the
+# engine that keep rows about runs without a foreign key (the history app's status changes)
+# delete theirs in the same transaction and return {model label: rows deleted}.
+runs_pruned = Signal()
 # /health/ counts the backlog up to this and then says "more than": the count stays cheap.
 BACKLOG_COUNT_LIMIT = 10_000
 
@@ -105,9 +110,12 @@ def runs_prune_batch(cutoff: datetime, *, batch: int = BATCH) -> dict[str, int]:
         # The runs are locked until commit, so none changes status before the DELETE (which
         # checks it again all the same: a run must never be lost to a race we did not foresee).
         deliveries = deliveries_delete_of_runs(ids)
+        kept_elsewhere = [counts for _, counts in runs_pruned.send(Run, run_ids=ids) if counts]
         rows = runs_delete(ids, statuses=PRUNABLE)
     if deliveries:
         rows[Delivery._meta.label] = deliveries
+    for counts in kept_elsewhere:
+        rows.update(counts)
     return rows
 
 
