@@ -28,6 +28,8 @@ API_FILTER_FIELDS = {
     "object": "object_id",
 }
 CREATED_BOUNDS = {"gte": "since", "lt": "until"}
+# The largest id a database column holds: a larger number is no id (and no query).
+MAX_ID = 2**63 - 1
 
 
 def batch_filters(batch: RunBatch) -> RunFilters:
@@ -58,7 +60,7 @@ def check_run_ids(*, environment: Environment, runs: Any) -> list[int]:
             param="runs",
         )
     for i, value in enumerate(runs):
-        if type(value) is not int or value <= 0:
+        if type(value) is not int or not 0 < value <= MAX_ID:
             raise InvalidRequestError(
                 f"`runs[{i}]` must be a run id (an integer).", param=f"runs[{i}]"
             )
@@ -86,7 +88,9 @@ def check_api_filter(*, environment: Environment, data: Any) -> dict[str, str]:
             known = ", ".join([*API_FILTER_FIELDS, "created"])
             raise InvalidRequestError(f"Unknown filter field (known: {known}).", param=param)
         elif name == "workflow":
-            if type(value) is not int or not _workflow_exists(environment, value):
+            if type(value) is not int or not 0 < value <= MAX_ID:
+                raise InvalidRequestError("Must be a workflow id (an integer).", param=param)
+            if not _workflow_exists(environment, value):
                 raise InvalidRequestError("No such workflow.", param=param)
             query["workflow"] = str(value)
         elif name == "status":
