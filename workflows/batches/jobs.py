@@ -246,16 +246,26 @@ def _heartbeat(batch: RunBatch, on_progress: Callable[[RunBatch], None] | None) 
 
 
 def batch_counts(batch: RunBatch) -> dict:
-    rows = batch.items.values("outcome", "message").annotate(n=Count("id")).order_by()
-    counts = {"done": 0, "skipped": 0, "failed": 0, "reasons": {}}
-    for row in rows:
-        if row["outcome"] == RunBatchItem.Outcome.PENDING:
-            continue
-        counts[row["outcome"]] += row["n"]
-        if row["outcome"] != RunBatchItem.Outcome.DONE:
-            reasons = counts["reasons"]
-            reasons[row["message"]] = reasons.get(row["message"], 0) + row["n"]
-    return counts
+    """done, skipped, failed (from the (batch, outcome) index) and the reasons of the few that
+    were not done."""
+    per_outcome = dict(
+        batch.items.values_list("outcome")
+        .annotate(n=Count("id"))
+        .order_by()
+        .values_list("outcome", "n")
+    )
+    reasons = (
+        batch.items.filter(outcome__in=[RunBatchItem.Outcome.SKIPPED, RunBatchItem.Outcome.FAILED])
+        .values_list("message")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    return {
+        "done": per_outcome.get(RunBatchItem.Outcome.DONE, 0),
+        "skipped": per_outcome.get(RunBatchItem.Outcome.SKIPPED, 0),
+        "failed": per_outcome.get(RunBatchItem.Outcome.FAILED, 0),
+        "reasons": dict(reasons),
+    }
 
 
 def _finish(batch: RunBatch, *, status: str, error: str = "") -> None:
