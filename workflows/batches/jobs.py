@@ -191,7 +191,7 @@ def _apply_slice(batch: RunBatch) -> bool:
 def _apply_item(batch: RunBatch, item_id: int) -> None:
     with transaction.atomic():
         item = (
-            RunBatchItem.objects.select_for_update(skip_locked=True)
+            RunBatchItem.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(pk=item_id, outcome=RunBatchItem.Outcome.PENDING)
             .select_related("run__version")
             .first()
