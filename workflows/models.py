@@ -478,9 +478,10 @@ class RunNote(models.Model):
 class RunBatch(models.Model):
     """A bulk restart or cancel, applied by a background job on the workers.
 
-    The runs are listed in `RunBatchItem` rows when the batch is created, so the job's
-    progress survives a worker crash, and each item is applied in the transaction that marks
-    it done: a run is never restarted or canceled twice by one batch.
+    The runs are listed in `RunBatchItem` rows (a list of runs when the batch is created, a
+    filter by the job, in chunks, until `resolved_at` is set), so the job's progress survives
+    a worker crash, and each item is applied in the transaction that marks it done: a run is
+    never restarted or canceled twice by one batch.
     """
 
     class Action(models.TextChoices):
@@ -514,6 +515,8 @@ class RunBatch(models.Model):
     )
     created = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
+    # Set once every run of the selection has its item (a filter is resolved by the job).
+    resolved_at = models.DateTimeField(null=True, blank=True)
     # Renewed while a worker applies the batch; a stale one is picked up again by the sweep.
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

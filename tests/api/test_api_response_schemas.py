@@ -26,6 +26,7 @@ from config.wsgi import application
 from tests import factories
 from tests.api_client import BASE, api_for, error_of
 from webhooks.models import WebhookEndpoint
+from workflows.batches.jobs import batch_apply
 from workflows.engine.executor import run_execute
 from workflows.engine.runs import run_start_manual
 from workflows.engine.store.forcing import force_rows
@@ -255,6 +256,11 @@ def test_every_workflow_run_and_webhook_answer_matches_its_declared_schema(wsgi)
     resolved = call("POST", f"/runs/{closed['id']}/resolve", {"note": "Gone on purpose."})
     assert resolved["status"] == "resolved" and len(resolved["notes"]) == 2
     assert len(call("GET", "/runs", workflow=workflow)["data"]) == 3
+    # A bulk restart as a run batch, applied as a worker would, then its summary.
+    batch = call("POST", "/run_batches", {"action": "restart", "runs": [broken["id"]]})
+    batch_apply(batch_id=batch["id"], continue_with=None)
+    reasons = call("GET", f"/run_batches/{batch['id']}")["reasons"]
+    assert reasons == {"canceled: only failed runs restart": 1}
 
     call("POST", f"/workflows/{workflow}/deactivate")
     call("DELETE", f"/workflows/{workflow}")

@@ -1,16 +1,14 @@
-"""Audited run transitions for the inspector and the API: start, restart, bulk restart, cancel,
-resolve, and the notes on a run.
+"""Audited run transitions for the inspector and the API: start, restart, cancel, resolve, the
+notes on a run, and the bulk restart's preview.
 
 Each wraps the engine's transition (`workflows.engine.runs`) and writes its RunAudit row in the same
 transaction, so the log never shows a restart that did not happen (or misses one that did).
-Bulk restart walks the failed runs matching a filter in bounded keyset batches; every run's
-restart is its own transaction (one bad run does not undo the others), and the engine's
-enqueue joins that transaction, so a worker is told about a run only once it is committed.
+Bulk restart and cancel are run batches, applied by a job on the workers (workflows/batches/).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
@@ -28,10 +26,6 @@ from workflows.engine.runs import (
 from workflows.inspector.selectors import RunFilters, runs_filtered
 from workflows.models import RestartMode, Run, RunAudit, RunNote, Workflow, api_key_actor
 from workflows.services import WorkflowError, WorkflowStateError
-
-BULK_BATCH_SIZE = 100
-# One request restarts at most this many runs; the page says how many remain.
-BULK_MAX_RUNS = 1000
 
 
 def run_audit_record(
@@ -133,52 +127,6 @@ def run_resolve_audited(
             run=resolved, action=RunAudit.Action.RESOLVE, user=user, api_key=api_key, note=body
         )
     return resolved
-
-
-@dataclass
-class BulkRestartResult:
-    restarted: list[int] = field(default_factory=list)
-    skipped: list[tuple[int, str]] = field(default_factory=list)
-    remaining: int = 0
-
-
-def runs_restart_bulk(
-    *,
-    environment: Environment,
-    filters: RunFilters,
-    user: Any,
-    batch_size: int = BULK_BATCH_SIZE,
-    max_runs: int = BULK_MAX_RUNS,
-) -> BulkRestartResult:
-    """Restart the failed runs of `environment` matching `filters`, oldest failure first."""
-    result = BulkRestartResult()
-    note = f"bulk restart of failed runs matching {filters.describe()}"[:500]
-    base = runs_filtered(environment=environment, filters=filters).filter(status=Run.Status.FAILED)
-    last_pk = 0
-    while len(result.restarted) + len(result.skipped) < max_runs:
-        room = max_runs - len(result.restarted) - len(result.skipped)
-        batch = list(
-            base.filter(pk__gt=last_pk)
-            .order_by("pk")
-            .select_related("version")[: min(batch_size, room)]
-        )
-        if not batch:
-            break
-        for run in batch:
-            last_pk = run.pk
-            try:
-                with transaction.atomic():
-                    run_restart(run=run, user=user)
-                    run_audit_record(
-                        run=run, action=RunAudit.Action.BULK_RESTART, user=user, note=note
-                    )
-            except WorkflowStateError as exc:
-                # Restarted meanwhile by someone else, or a recursion stop: reported, not fatal.
-                result.skipped.append((run.pk, exc.message))
-            else:
-                result.restarted.append(run.pk)
-    result.remaining = base.filter(pk__gt=last_pk).count() if last_pk else 0
-    return result
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from workflows.inspector import views
+from workflows.inspector import batches, views
 
 app_name = "runs"
 
@@ -16,7 +16,8 @@ urlpatterns = [
     path("notifications/", views.notification_settings, name="notifications"),
     path("notifications/update/", views.notification_update, name="notifications_update"),
     path("bulk-restart/", views.runs_bulk_restart_preview, name="bulk_restart_preview"),
-    path("bulk-restart/confirm/", views.runs_bulk_restart, name="bulk_restart"),
+    path("batches/", batches.runs_batch_start, name="batch_start"),
+    path("batches/<int:batch_id>/", batches.runs_batch_progress, name="batch"),
     path("<int:run_id>/", views.run_detail, name="detail"),
     path("<int:run_id>/export.json", views.run_export_json, name="export_run"),
     path("<int:run_id>/row/", views.run_row, name="row"),

@@ -1,5 +1,6 @@
-"""The run inspector: runs list, run page, restart (three modes), bulk restart, cancel, resolve,
-notes, notifications, charts.
+"""The run inspector: runs list, run page, restart (three modes), cancel, resolve, notes,
+notifications, charts, and the bulk restart's preview (bulk restart and cancel themselves:
+workflows/inspector/batches.py).
 
 Function-based views inside the admin's layout. Each is wrapped in `guarded` (the role) and
 fetches what it acts on with `run_for` (backoffice/access.py), scoped to `request.environment`,
@@ -33,7 +34,6 @@ from workflows.inspector.audit import (
     run_note_add,
     run_resolve_audited,
     run_restart_audited,
-    runs_restart_bulk,
     runs_restart_bulk_preview,
 )
 from workflows.inspector.dashboard import dashboard_charts
@@ -46,7 +46,7 @@ from workflows.inspector.selectors import (
     runs_page,
     workflows_for_filter,
 )
-from workflows.models import NotificationSubscription, RestartMode, Run, RunNote, StepRun
+from workflows.models import NotificationSubscription, RestartMode, Run, RunBatch, RunNote, StepRun
 from workflows.operations.notifications import subscription_set
 from workflows.services import WorkflowError, WorkflowStateError
 
@@ -105,8 +105,18 @@ def runs_list(request: HttpRequest) -> HttpResponse:
         query=urlencode(query),
         next_url=f"?{urlencode({**query, 'after': page.next_cursor})}" if page.next_cursor else "",
         first_page=not request.GET.get("after"),
+        modes=RestartMode.choices,
+        batch=_batch_shown(request),
     )
     return _page(request, "workflows/runs/list.html", "results", context)
+
+
+def _batch_shown(request: HttpRequest) -> RunBatch | None:
+    """The batch whose progress the list shows (`?batch=`, where a started batch leads)."""
+    raw = request.GET.get("batch", "")
+    if not raw.isdigit():
+        return None
+    return RunBatch.objects.filter(environment=request.environment, pk=int(raw)).first()
 
 
 @require_GET
@@ -114,7 +124,8 @@ def runs_list(request: HttpRequest) -> HttpResponse:
 def run_row(request: HttpRequest, run_id: int) -> HttpResponse:
     """One row of the list: running rows poll this until they end (live refresh)."""
     run = run_for(request, run_id)
-    return render(request, "workflows/runs/list.html#row", {"run": _rows([run])[0]})
+    context = {"run": _rows([run])[0], "can_manage": can(request.user, "runs.manage")}
+    return render(request, "workflows/runs/list.html#row", context)
 
 
 # --- export -----------------------------------------------------------------------------------
@@ -447,7 +458,7 @@ def _after_action(
     return redirect("runs:detail", run_id=run.pk)
 
 
-# --- bulk restart -----------------------------------------------------------------------------
+# --- bulk restart preview ---------------------------------------------------------------------
 
 
 @require_GET
@@ -462,26 +473,9 @@ def runs_bulk_restart_preview(request: HttpRequest) -> HttpResponse:
         filters=filters,
         filter_fields=filters.as_query(),
         query=urlencode(filters.as_query()),
+        modes=RestartMode.choices,
     )
     return _page(request, "workflows/runs/bulk_preview.html", "preview", context)
-
-
-@require_POST
-@guarded("runs.manage")
-def runs_bulk_restart(request: HttpRequest) -> HttpResponse:
-    filters = RunFilters.from_query(request.POST)
-    result = runs_restart_bulk(environment=request.environment, filters=filters, user=request.user)
-    text = f"Restarted {len(result.restarted)} failed runs."
-    if result.skipped:
-        text += f" {len(result.skipped)} could not be restarted ({result.skipped[0][1]})."
-    if result.remaining:
-        text += f" {result.remaining} more match; restart again to continue."
-    query = urlencode(filters.as_query())
-    if request.htmx:
-        context = _context(request, result=result, text=text, query=query)
-        return render(request, "workflows/runs/bulk_preview.html#done", context)
-    messages.success(request, text)
-    return redirect(f"{reverse('runs:list')}?{query}")
 
 
 # --- notifications ----------------------------------------------------------------------------
