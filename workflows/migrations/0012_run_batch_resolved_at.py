@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("workflows", "0010_run_resolution_notes_batches_attempts"),
+        ("workflows", "0011_run_prunable_index"),
     ]
 
     operations = [
