@@ -42,6 +42,8 @@ CAPABILITIES: dict[str, Role] = {
     "workflows.view": Role.VIEWER,
     # Support handles customers day to day: edit a customer, refund a charge.
     "billing.support": Role.SUPPORT,
+    # Support writes down what a customer said about a run; a note changes nothing else.
+    "runs.note": Role.SUPPORT,
     # Everything else that writes billing data.
     "billing.manage": Role.ACCOUNT_MANAGER,
     "workflows.manage": Role.ACCOUNT_MANAGER,

@@ -10,6 +10,9 @@ class HistoryConfig(AppConfig):
         from django.db.backends.signals import connection_created
 
         from backoffice.actors import install_on_connection
+        from history.retention import run_events_delete
+        from workflows.operations.retention import runs_pruned
 
         # Every PostgreSQL connection hands the current actor to the triggers (backoffice.actors).
         connection_created.connect(install_on_connection, dispatch_uid="backoffice.actors")
+        runs_pruned.connect(run_events_delete, dispatch_uid="history.run_events")

@@ -20,7 +20,9 @@ real SMTP server received) and checks, for every run of the given environment(s)
    * no step of a succeeded run is left pending or running; a failed run has exactly one failed
      step; every step records at least one started attempt (`attempts >= 1`);
    * billing events caused by a run carry the key of a *succeeded* step of that run (a step
-     rolled back left no event), and no key repeats an event for the same object and type (an
+     rolled back left no event), or the key a succeeded attempt used before a restart from the
+     start gave its step a new one (its `attempt_log` entry keeps it; listed in
+     `report.keys_superseded`), and no key repeats an event for the same object and type (an
      effect applied twice); each succeeded step that changed an object left at least one event;
    * each object's metadata holds the value the last succeeded step wrote to each key it set;
    * each succeeded step of a non-transactional action (`team.email`, `http.post`) has exactly
@@ -81,6 +83,9 @@ class LedgerReport:
     emails_unconfirmed: list[str] = field(default_factory=list)
     # (run id, step id, iteration, attempts) of steps started more than once.
     steps_retried: list[tuple[int, str, str, int]] = field(default_factory=list)
+    # (run id, step id, iteration, key) of succeeded attempts whose step got a new key since
+    # (a restart from the start): their effects count once each, beside the new key's.
+    keys_superseded: list[tuple[int, str, str, str]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -228,6 +233,12 @@ class _Audit:
                 StepRun.Status.RUNNING,
             ):
                 self.problem(f"{where}: still {step.status} in a succeeded run")
+            for attempt in step.attempt_log or []:
+                if attempt.get("key") and attempt.get("status") == StepRun.Status.SUCCEEDED:
+                    succeeded_keys[attempt["key"]] = step
+                    self.report.keys_superseded.append(
+                        (run.pk, step.step_id, step.iteration, attempt["key"])
+                    )
             if step.status == StepRun.Status.FAILED and (step.error or {}).get("type") == "timeout":
                 unconfirmed[message_id_for(step.idempotency_key)] = step.idempotency_key
             if step.status != StepRun.Status.SUCCEEDED:

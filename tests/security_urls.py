@@ -68,6 +68,7 @@ def sample_world() -> dict:
     from billing.api_keys import api_key_create
     from billing.models import Event
     from workflows.actions import registry
+    from workflows.models import RunBatch
     from workflows.system.catalogue import system_workflows_install
 
     live = factories.environment("live")
@@ -129,6 +130,10 @@ def sample_world() -> dict:
         "step_id": "sync",
         "version": 1,
         "run": run,
+        # A bulk restart of that run (never applied: the matrix reads its progress panel).
+        "batch": RunBatch.objects.create(
+            environment=live, action="restart", selection={"runs": [run.pk]}
+        ),
         "system_key": "payment_failed",
         "customer": customer,
     }
@@ -185,6 +190,7 @@ def _api_value(name: str, world: dict) -> str:
     by_param = {
         "workflow_id": world["workflow"].pk,
         "run_id": world["run"].pk,
+        "batch_id": world["batch"].pk,
         "account_id": objects["billing.account"].pk,
         "customer_id": objects["billing.customer"].pk,
         "product_id": objects["billing.product"].pk,

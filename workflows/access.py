@@ -19,7 +19,7 @@ from django.shortcuts import get_object_or_404
 
 from backoffice.access import require
 from workflows.inspector.selectors import run_for_environment
-from workflows.models import Run, Workflow
+from workflows.models import Run, RunBatch, Workflow
 from workflows.system.catalogue import BY_KEY, SystemWorkflow, system_workflows_for
 
 
@@ -61,6 +61,17 @@ def run_for(request: HttpRequest, run_id: int, *, capability: str = "runs.view")
     if run is None:
         raise Http404("No such run in this environment.")
     return run
+
+
+def run_batch_for(
+    request: HttpRequest, batch_id: int, *, capability: str = "runs.view"
+) -> RunBatch:
+    """A bulk restart or cancel (run batch) of the session's environment."""
+    require(request, capability)
+    batch = RunBatch.objects.filter(environment=request.environment, pk=batch_id).first()
+    if batch is None:
+        raise Http404("No such run batch in this environment.")
+    return batch
 
 
 def system_workflow_for(

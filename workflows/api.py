@@ -16,7 +16,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from ninja import Field, Query, Router, Schema
+from ninja import Body, Field, Query, Router, Schema
 from pydantic import BaseModel, ConfigDict
 
 from billing.api_schemas import Out, StripeList
@@ -29,15 +29,18 @@ from workflows.definition.model import definition_schema, written_out_models
 from workflows.definition.validation import DefinitionInvalid, ValidationError
 from workflows.inspector.audit import (
     run_cancel_audited,
+    run_note_add,
+    run_resolve_audited,
     run_restart_audited,
     run_start_manual_audited,
 )
-from workflows.models import Run, StepRun, Workflow
+from workflows.models import RestartMode, Run, RunNote, StepRun, Workflow
 
 WORKFLOWS_VIEW = KeyAuth("workflows.view")
 WORKFLOWS_MANAGE = KeyAuth("workflows.manage")
 RUNS_VIEW = KeyAuth("runs.view")
 RUNS_MANAGE = KeyAuth("runs.manage")
+RUNS_NOTE = KeyAuth("runs.note")
 
 router = Router(tags=["workflows"])
 
@@ -161,7 +164,7 @@ class WorkflowOut(_Passthrough):
 
 UnixSeconds = Annotated[int, Field(description="Unix time, seconds")]
 StepRunStatus = Literal["pending", "running", "succeeded", "failed", "skipped", "canceled"]
-RunStatus = Literal["pending", "running", "succeeded", "failed", "canceled"]
+RunStatus = Literal["pending", "running", "succeeded", "failed", "canceled", "resolved"]
 
 
 class WorkflowDeletedOut(Out):
@@ -197,9 +200,26 @@ class StepRunOut(Out):
     changed_objects: list[dict[str, Any]] = Field(
         description='Objects the step changed: {"object", "id", "before", "after"}'
     )
+    attempt_log: list[dict[str, Any]] = Field(
+        description="Every attempt with its own timing, across restarts: "
+        '{"attempt", "restart", "status", "started_at", "finished_at", "error"} '
+        '(ISO 8601 times; "key": the idempotency key an attempt used before a restart from '
+        "the start gave the step a new one)"
+    )
     started_at: UnixSeconds | None
     finished_at: UnixSeconds | None
     next_attempt_at: UnixSeconds | None
+
+
+class RunNoteOut(Out):
+    """A note on a run; `kind` "resolution" is the one written when it was resolved."""
+
+    id: int
+    object: Literal["run_note"]
+    kind: Literal["note", "resolution"]
+    body: str
+    author: str = Field(description="The person or API key that wrote it")
+    created: UnixSeconds | None
 
 
 class RunOut(Out):
@@ -227,6 +247,32 @@ class RunOut(Out):
 
 class RunWithStepsOut(RunOut):
     steps: list[StepRunOut]
+    notes: list[RunNoteOut] = Field(description="Its notes, oldest first")
+
+
+class RestartIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: str | None = Field(
+        None,
+        description="from_failed_step (the default): resume at the failed step, steps that "
+        "succeeded are kept; from_start: a new attempt of every step on the same version, "
+        "effects happen again; latest_version: the workflow's published version, at the "
+        "failed step when its id still exists there, from the start otherwise",
+        json_schema_extra={"enum": list(RestartMode.values)},
+    )
+
+
+class NoteIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    body: str | None = Field(None, description="The note's text (required, not blank)")
+
+
+class ResolveIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    note: str | None = Field(None, description="Why it is resolved (required, not blank)")
 
 
 class InvokeIn(Schema):
@@ -249,7 +295,7 @@ class WorkflowFilters(Schema):
 
 class RunFilters(Schema):
     workflow: int | None = None
-    status: Literal["pending", "running", "succeeded", "failed", "canceled"] | None = None
+    status: RunStatus | None = None
     event: Annotated[str, Field(max_length=40)] | None = None
 
 
@@ -288,6 +334,7 @@ def step_json(rec: StepRun) -> dict:
         "attempt_errors": rec.attempt_errors,
         "branch": rec.branch_chosen or None,
         "changed_objects": rec.changed_objects,
+        "attempt_log": rec.attempt_log,
         "started_at": _unix(rec.started_at),
         "finished_at": _unix(rec.finished_at),
         "next_attempt_at": _unix(rec.next_attempt_at),
@@ -315,7 +362,20 @@ def run_json(run: Run, *, steps: bool = False) -> dict:
     }
     if steps:
         body["steps"] = [step_json(rec) for rec in run.step_runs.order_by("id")]
+        notes = RunNote.objects.filter(run=run).select_related("user", "api_key")
+        body["notes"] = [note_json(note) for note in notes]
     return body
+
+
+def note_json(note: RunNote) -> dict:
+    return {
+        "id": note.pk,
+        "object": "run_note",
+        "kind": note.kind,
+        "body": note.body,
+        "author": note.actor,
+        "created": _unix(note.created),
+    }
 
 
 # --- lookups: always scoped to the key's environment -------------------------------------------
@@ -532,18 +592,67 @@ def run_retrieve(request: HttpRequest, run_id: int) -> dict:
     return run_json(_run(request, run_id), steps=True)
 
 
+def _restart_mode(value: str | None) -> str:
+    if value is None:
+        return RestartMode.FROM_FAILED_STEP
+    if value not in RestartMode.values:
+        raise InvalidRequestError(
+            f"Unknown restart mode {value!r}: use one of {', '.join(RestartMode.values)}.",
+            param="mode",
+        )
+    return value
+
+
 @router.post(
     "/runs/{run_id}/restart",
     auth=RUNS_MANAGE,
-    summary="Restart a failed run at its failed step",
+    summary="Restart a failed run (at its failed step, from the start, or on the latest version)",
     response={200: RunWithStepsOut},
 )
-def run_restart(request: HttpRequest, run_id: int) -> HttpResponse:
+def run_restart(
+    request: HttpRequest, run_id: int, payload: Body[RestartIn | None] = None
+) -> HttpResponse:
+    run = _run(request, run_id)
+    # No body at all is the default mode, as before modes existed.
+    mode = _restart_mode(payload.mode if payload is not None else None)
+    return idempotent(
+        request,
+        lambda key: run_json(
+            _service(lambda: run_restart_audited(run=run, api_key=request.auth, mode=mode)),
+            steps=True,
+        ),
+    )
+
+
+@router.post(
+    "/runs/{run_id}/resolve",
+    auth=RUNS_MANAGE,
+    summary="Resolve a failed run without restarting it, with a note",
+    response={200: RunWithStepsOut},
+)
+def run_resolve(request: HttpRequest, run_id: int, payload: ResolveIn) -> HttpResponse:
     run = _run(request, run_id)
     return idempotent(
         request,
         lambda key: run_json(
-            _service(lambda: run_restart_audited(run=run, api_key=request.auth)), steps=True
+            _service(lambda: run_resolve_audited(run=run, note=payload.note, api_key=request.auth)),
+            steps=True,
+        ),
+    )
+
+
+@router.post(
+    "/runs/{run_id}/notes",
+    auth=RUNS_NOTE,
+    summary="Add a note to a run (any status)",
+    response={200: RunNoteOut},
+)
+def run_note_create(request: HttpRequest, run_id: int, payload: NoteIn) -> HttpResponse:
+    run = _run(request, run_id)
+    return idempotent(
+        request,
+        lambda key: note_json(
+            _service(lambda: run_note_add(run=run, body=payload.body, api_key=request.auth))
         ),
     )
 

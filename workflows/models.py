@@ -271,6 +271,14 @@ class Run(StoreOnlyModel, models.Model):
                 F("id").desc(),
                 name="run_env_event_type_created",
             ),
+            # Retention (workflows/operations/retention.py): the prune takes the oldest
+            # prunable runs first and /health/ reads the backlog's size and age, both from
+            # this index alone however many failed or recent runs the table holds.
+            models.Index(
+                fields=["finished_at", "id"],
+                condition=Q(status__in=["succeeded", "canceled", "resolved"]),
+                name="run_prunable_finished",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -470,9 +478,10 @@ class RunNote(models.Model):
 class RunBatch(models.Model):
     """A bulk restart or cancel, applied by a background job on the workers.
 
-    The runs are listed in `RunBatchItem` rows when the batch is created, so the job's
-    progress survives a worker crash, and each item is applied in the transaction that marks
-    it done: a run is never restarted or canceled twice by one batch.
+    The runs are listed in `RunBatchItem` rows (a list of runs when the batch is created, a
+    filter by the job, in chunks, until `resolved_at` is set), so the job's progress survives
+    a worker crash, and each item is applied in the transaction that marks it done: a run is
+    never restarted or canceled twice by one batch.
     """
 
     class Action(models.TextChoices):
@@ -506,6 +515,8 @@ class RunBatch(models.Model):
     )
     created = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
+    # Set once every run of the selection has its item (a filter is resolved by the job).
+    resolved_at = models.DateTimeField(null=True, blank=True)
     # Renewed while a worker applies the batch; a stale one is picked up again by the sweep.
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

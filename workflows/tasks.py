@@ -9,6 +9,7 @@ module that does the work.
 from __future__ import annotations
 
 from backoffice.logs import log_context
+from workflows.batches.jobs import batch_apply, batches_resume
 from workflows.engine.executor import run_execute as _run_execute
 from workflows.engine.faults import fault_point
 from workflows.engine.runs import run_start_scheduled
@@ -41,8 +42,15 @@ def start_scheduled_run(workflow_id: int, slot: str | None = None) -> int | None
 
 
 def sweep() -> dict:
-    """Periodic recovery: lost dispatches, runs nobody works on, due retries."""
-    return _sweep()
+    """Periodic recovery: lost dispatches, runs nobody works on, due retries, run batches
+    whose worker died."""
+    return {**_sweep(), "batches": batches_resume()}
+
+
+def run_batch_apply(batch_id: int) -> str:
+    """A bulk restart or cancel (`RunBatch`): apply its items; a long one continues in a new
+    task."""
+    return batch_apply(batch_id=batch_id)
 
 
 def stall_check() -> bool:
@@ -51,7 +59,8 @@ def stall_check() -> bool:
 
 
 def retention_prune() -> dict:
-    """Hourly (schedule `billflow.retention`): prune what the retention policy covers."""
+    """Every minute (schedule `billflow.retention`): prune what the retention policy covers,
+    within the pass's time budget; a backlog left over is the next minute's work."""
     return _retention_prune()
 
 

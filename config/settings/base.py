@@ -231,6 +231,12 @@ BILLFLOW = {
     # Retention and liveness (docs/operations.md).
     "RUN_RETENTION_DAYS": env_int("BILLFLOW_RUN_RETENTION_DAYS", default=90, minimum=1),
     "EVENT_RETENTION_DAYS": env_int("BILLFLOW_EVENT_RETENTION_DAYS", default=0, minimum=0),
+    # How long one pass of the every-minute prune may work before leaving the rest to the next.
+    "RETENTION_BUDGET_SECONDS": env.float("BILLFLOW_RETENTION_BUDGET_SECONDS", default=30.0),
+    # /health/ turns "degraded" when the oldest prunable run is this far past the window.
+    "HEALTH_RETENTION_LAG_SECONDS": env_int(
+        "BILLFLOW_HEALTH_RETENTION_LAG_SECONDS", default=3 * 3600, minimum=60
+    ),
     "HEALTH_MAX_PENDING_SECONDS": env_int("BILLFLOW_HEALTH_MAX_PENDING_SECONDS", default=300),
     "HEALTH_STUCK_GRACE_SECONDS": env_int("BILLFLOW_HEALTH_STUCK_GRACE_SECONDS", default=120),
     "HEALTH_EXPECTED_CLUSTERS": env_int("BILLFLOW_HEALTH_EXPECTED_CLUSTERS", default=1),
@@ -251,6 +257,14 @@ if BILLFLOW["WEBHOOK_TIMEOUT_SECONDS"] * 2 > BILLFLOW["WEBHOOK_LEASE_SECONDS"]:
         "Environment variable BILLFLOW_WEBHOOK_TIMEOUT_SECONDS "
         f"({BILLFLOW['WEBHOOK_TIMEOUT_SECONDS']:g} s) must be at most half of "
         f"BILLFLOW_WEBHOOK_LEASE_SECONDS ({BILLFLOW['WEBHOOK_LEASE_SECONDS']:g} s)."
+    )
+
+# A prune pass must end inside its django-q task's timeout, with room for its last batch.
+if not 0 < BILLFLOW["RETENTION_BUDGET_SECONDS"] <= Q_CLUSTER["timeout"] / 2:
+    raise ImproperlyConfigured(
+        "Environment variable BILLFLOW_RETENTION_BUDGET_SECONDS "
+        f"({BILLFLOW['RETENTION_BUDGET_SECONDS']:g} s) must be more than 0 and at most half of "
+        f"the task timeout ({Q_CLUSTER['timeout']} s)."
     )
 
 # One attempt of an e-mail or HTTP step must end well inside its run's lease, or the sweep

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import pytest
 import schemathesis
 from django.core.signals import request_finished, request_started
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 from django.test import Client, TestCase
 from werkzeug.test import Client as WsgiClient
 
@@ -26,6 +26,7 @@ from config.wsgi import application
 from tests import factories
 from tests.api_client import BASE, api_for, error_of
 from webhooks.models import WebhookEndpoint
+from workflows.batches.jobs import batch_apply
 from workflows.engine.executor import run_execute
 from workflows.engine.runs import run_start_manual
 from workflows.engine.store.forcing import force_rows
@@ -248,7 +249,18 @@ def test_every_workflow_run_and_webhook_answer_matches_its_declared_schema(wsgi)
     assert call("GET", f"/runs/{broken['id']}")["error"]["step"] == "tag"
     assert call("POST", f"/runs/{broken['id']}/restart")["status"] == "pending"
     assert call("POST", f"/runs/{broken['id']}/cancel")["status"] == "canceled"
-    assert len(call("GET", "/runs", workflow=workflow)["data"]) == 2
+    # Another failure, noted and resolved without a restart.
+    closed = call("POST", f"/workflows/{workflow}/invoke", {"input": {"customer": "cus_gone"}})
+    _executed(closed["id"])
+    assert call("POST", f"/runs/{closed['id']}/notes", {"body": "Seen."})["kind"] == "note"
+    resolved = call("POST", f"/runs/{closed['id']}/resolve", {"note": "Gone on purpose."})
+    assert resolved["status"] == "resolved" and len(resolved["notes"]) == 2
+    assert len(call("GET", "/runs", workflow=workflow)["data"]) == 3
+    # A bulk restart as a run batch, applied as a worker would, then its summary.
+    batch = call("POST", "/run_batches", {"action": "restart", "runs": [broken["id"]]})
+    batch_apply(batch_id=batch["id"], continue_with=None)
+    reasons = call("GET", f"/run_batches/{batch['id']}")["reasons"]
+    assert reasons == {"canceled: only failed runs restart": 1}
 
     call("POST", f"/workflows/{workflow}/deactivate")
     call("DELETE", f"/workflows/{workflow}")
@@ -261,8 +273,10 @@ def test_every_workflow_run_and_webhook_answer_matches_its_declared_schema(wsgi)
     assert "secret" not in call("GET", f"/webhook_endpoints/{endpoint['id']}")
     call("DELETE", f"/webhook_endpoints/{endpoint['id']}")
 
-    # The history of the customer the run changed, and of the workflow.
-    assert call("GET", "/history", object=customer.pk)["data"]
+    # The history of the customer the run changed, and of the workflow (recorded by PostgreSQL's
+    # triggers; on SQLite the answers are empty lists, checked against the schema all the same).
+    changes = call("GET", "/history", object=customer.pk)["data"]
+    assert changes or connection.vendor != "postgresql"
     call("GET", "/history", object=f"run:{done['id']}")
 
     # Every operation outside billing was answered and checked.

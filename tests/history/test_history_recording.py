@@ -3,12 +3,15 @@ statement, an admin action, an API call, a workflow step, a service given its ac
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Group
 from django.db import connection, transaction
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from backoffice.actors import Actor, acting_as
 from billing import services
@@ -25,6 +28,9 @@ from history.models import (
 from tests import factories
 from tests.api_client import api_for
 from workflows import services as workflow_services
+from workflows.engine.store.forcing import force_rows
+from workflows.models import Run
+from workflows.operations.retention import retention_days, runs_prune_detailed
 
 pytestmark = pytest.mark.postgres
 
@@ -147,6 +153,21 @@ def test_a_runs_status_transitions_are_its_only_history(live, alice):
     run = factories.run_executed(workflow, customer=factories.customer(live))
     changes = [e.pgh_changes for e in RunEvent.objects.filter(pgh_obj_id=run.pk).order_by("pgh_id")]
     assert changes == [{"status": ["pending", "running"]}, {"status": ["running", "succeeded"]}]
+
+
+def test_a_pruned_runs_status_changes_go_with_it_and_others_stay(live, alice):
+    workflow = factories.workflow_active(live, factories.tag_by_hand_definition(), user=alice)
+    old = factories.run_executed(workflow, customer=factories.customer(live))
+    recent = factories.run_executed(workflow, customer=factories.customer(live))
+    force_rows(Run.objects.filter(pk=old.pk)).update(
+        finished_at=timezone.now() - timedelta(days=retention_days() + 1)
+    )
+
+    pruned = runs_prune_detailed()
+
+    assert pruned.runs == 1 and pruned.rows[RunEvent._meta.label] == 2
+    assert not RunEvent.objects.filter(pgh_obj_id=old.pk).exists()
+    assert RunEvent.objects.filter(pgh_obj_id=recent.pk).count() == 2
 
 
 def test_workflow_services_record_who_activated_and_deactivated(live, alice, mona):

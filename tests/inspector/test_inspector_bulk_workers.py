@@ -3,8 +3,8 @@
 PostgreSQL only (the workers connect to the test database). 500 customers are created; each
 `customer.created` starts a run that tags the customer, then posts to a partner that answers
 400 (not retryable), so every run fails at the post. The partner recovers, an account manager
-restarts the failed runs through the bulk restart view, and every run succeeds with each effect
-exactly once: one tag per customer, one accepted post per run.
+restarts the failed runs through the bulk restart view (a run batch the workers apply), and every
+run succeeds with each effect exactly once: one tag per customer, one accepted post per run.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from billing.models import Customer, Event
 from tests import factories
 from tests.httpserver import Reply
 from tests.workers import qclusters, wait_for
-from workflows.models import Run, RunAudit, StepRun
+from workflows.models import Run, RunAudit, RunBatch, StepRun
 
 pytestmark = [pytest.mark.postgres, pytest.mark.workers]
 
@@ -78,10 +78,21 @@ def test_it_bulk_restarts_500_failed_runs_and_each_effect_happens_once(
         preview = client.get(reverse("runs:bulk_restart_preview"), {"status": "failed"})
         assert f'<strong id="bulk-total">{RUNS}</strong>' in preview.content.decode()
         response = client.post(
-            reverse("runs:bulk_restart"), {"status": "failed", "workflow": str(workflow.pk)}
+            reverse("runs:batch_start"),
+            {
+                "action": "restart",
+                "scope": "filter",
+                "confirmed": "1",
+                "status": "failed",
+                "workflow": str(workflow.pk),
+            },
         )
         assert response.status_code == 302
         wait_for(count(Run.Status.SUCCEEDED), timeout=600, every=0.5)
+        batch = RunBatch.objects.get()
+        wait_for(lambda: RunBatch.objects.filter(pk=batch.pk, status="succeeded").exists())
+        batch.refresh_from_db()
+        assert (batch.total, batch.done, batch.skipped, batch.failed) == (RUNS, RUNS, 0, 0)
 
     runs = Run.objects.filter(workflow=workflow)
     assert set(runs.values_list("status", flat=True)) == {Run.Status.SUCCEEDED}

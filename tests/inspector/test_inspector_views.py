@@ -260,7 +260,7 @@ def test_it_only_restarts_by_post(cast, failed_run):
     client = client_for(cast["mona"])
     assert client.get(reverse("runs:restart", args=[failed_run.pk])).status_code == 405
     assert client.get(reverse("runs:cancel", args=[failed_run.pk])).status_code == 405
-    assert client.get(reverse("runs:bulk_restart")).status_code == 405
+    assert client.get(reverse("runs:batch_start")).status_code == 405
     assert client.get(reverse("runs:notifications_update")).status_code == 405
 
 

@@ -17,7 +17,7 @@ from workflows.engine.executor import run_execute
 from workflows.engine.runs import run_restart
 from workflows.engine.store.forcing import force_rows
 from workflows.models import Delivery, Run, StepRun
-from workflows.operations.retention import retention_days, retention_prune, runs_prune
+from workflows.operations.retention import Budget, retention_days, retention_prune, runs_prune
 
 
 def days_ago(n: float):
@@ -93,6 +93,19 @@ def test_it_deletes_in_bounded_batches(region_workflow):
     assert Run.objects.count() == 1
     assert runs_prune(batch=2, max_batches=2) == 1
     assert runs_prune(batch=2, max_batches=2) == 0
+
+
+def test_a_pass_stops_when_its_budget_is_spent_and_the_next_one_goes_on(region_workflow):
+    for _ in range(5):
+        factories.run_row(region_workflow, status="succeeded", created=days_ago(100))
+
+    spent = retention_prune(budget=Budget(0), batch=2)  # one batch, then the budget is over
+
+    assert (spent["runs"], spent["step_runs"], spent["backlog"]) == (2, 4, True)
+    assert retention_prune(budget=Budget(0), batch=2)["runs"] == 2
+    last = retention_prune(batch=2)  # the setting's budget: plenty for the rest
+    assert (last["runs"], last["backlog"]) == (1, False)
+    assert Run.objects.count() == 0
 
 
 def test_run_tables_stay_flat_under_a_steady_load(region_workflow):

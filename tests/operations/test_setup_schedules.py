@@ -24,7 +24,7 @@ def test_it_installs_the_sweep_the_stall_alert_and_the_retention_prune(db):
     assert schedules() == {
         "workflows.sweep": ("workflows.tasks.sweep", Schedule.MINUTES, 1, -1),
         "billflow.stall_check": ("workflows.tasks.stall_check", Schedule.MINUTES, 1, -1),
-        "billflow.retention": ("workflows.tasks.retention_prune", Schedule.HOURLY, None, -1),
+        "billflow.retention": ("workflows.tasks.retention_prune", Schedule.MINUTES, 1, -1),
         "webhooks.sweep": ("webhooks.tasks.sweep", Schedule.MINUTES, 1, -1),
     }
 
@@ -49,7 +49,7 @@ def test_it_repairs_an_edited_schedule_and_folds_duplicates(db):
     call_command("setup_schedules", stdout=out)
 
     assert Schedule.objects.filter(name="billflow.stall_check").count() == 1
-    assert schedules()["billflow.retention"][1] == Schedule.HOURLY
+    assert schedules()["billflow.retention"][1] == Schedule.MINUTES
     assert schedules()["billflow.stall_check"][0] == "workflows.tasks.stall_check"
     assert "billflow.retention (workflows.tasks.retention_prune): updated" in out.getvalue()
 

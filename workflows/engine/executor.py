@@ -150,8 +150,12 @@ class _Execution:
 _DONE = (StepRun.Status.SUCCEEDED, StepRun.Status.SKIPPED)
 
 
-def step_idempotency_key(run_id: int, step_id: str, iteration: str) -> str:
-    return f"{run_id}/{step_id}/{iteration}"
+def step_idempotency_key(run_id: int, step_id: str, iteration: str, restart: int = 0) -> str:
+    """The key a step's effects are claimed with (billing's idempotency, deliveries). A
+    restart from the start gives every step a new one (`restart`: the restart's number), so
+    its effects really happen again; any other restart keeps it."""
+    base = f"{run_id}/{step_id}/{iteration}"
+    return f"{base}/restart-{restart}" if restart else base
 
 
 def run_context(run: Run) -> dict:
@@ -218,7 +222,6 @@ def _attempts(
 ) -> dict:
     """Run `work` until it succeeds, fails for good, or is handed back for a later retry."""
     run = ex.run
-    key = step_idempotency_key(run.pk, step_id, iteration)
     max_attempts = step_max_attempts()
     # Actions that talk to the outside world say `transactional = False` (see below).
     transactional = getattr(action, "transactional", True) if action is not None else True
@@ -230,7 +233,7 @@ def _attempts(
             ctx = ActionContext(
                 environment=run.environment,
                 account=ex.account,
-                idempotency_key=key,
+                idempotency_key=rec.idempotency_key,
                 run_id=run.pk,
                 dry_run=run.dry_run,
             )
@@ -287,6 +290,7 @@ def _attempts(
             params=params,
             error=details,
             attempt_errors=_attempt_errors(rec, details),
+            attempt_log=_attempt_ended(rec, StepRun.Status.FAILED, timezone.now(), details),
             next_attempt_at=due,
         )
         with _fenced_transaction(ex, rec):
@@ -330,6 +334,7 @@ def _start_attempt(ex: _Execution, step_id: str, iteration: str) -> StepRun:
         status=StepRun.Status.RUNNING,
         attempts=rec.attempts + 1,
         started_at=rec.started_at or now,
+        attempt_log=_attempt_started(ex, rec, now),
         next_attempt_at=None,
     )
     renewing = time.monotonic()
@@ -413,13 +418,15 @@ def _recount_provider_fault(exc: BaseException) -> None:
 def _mark_skipped(ex: _Execution, rec: StepRun, params: object, reason: str) -> dict:
     """The action chose not to act: record the step as skipped, with the reason as output."""
     output = {"skipped": True, "reason": reason}
+    now = timezone.now()
     row = _with(
         rec,
         status=StepRun.Status.SKIPPED,
         params=params,
         output=output,
         error=None,
-        finished_at=timezone.now(),
+        attempt_log=_attempt_ended(rec, StepRun.Status.SKIPPED, now),
+        finished_at=now,
         next_attempt_at=None,
     )
     with _fenced_transaction(ex, rec):
@@ -437,6 +444,7 @@ def _mark_succeeded(
     step's transaction commits (PostgreSQL), so a worker whose lease was taken over cannot
     commit a step after the new owner claimed the run. A cancel during the step lets it end
     (its effects may be out already); the next step does not start. Returns the record."""
+    now = timezone.now()
     row = _with(
         rec,
         status=StepRun.Status.SUCCEEDED,
@@ -444,7 +452,8 @@ def _mark_succeeded(
         output=output if isinstance(output, dict) else {"value": output},
         error=None,
         changed_objects=ctx.changed,
-        finished_at=timezone.now(),
+        attempt_log=_attempt_ended(rec, StepRun.Status.SUCCEEDED, now),
+        finished_at=now,
         next_attempt_at=None,
     )
     fence = Fence(run_id=ex.run.pk, owner=ex.owner, under_way=True)
@@ -491,6 +500,37 @@ def _record_decision(
     ex.records[(step_id, iteration)] = rec
 
 
+def _attempt_started(ex: _Execution, rec: StepRun, now: datetime) -> list[dict]:
+    """The record's attempt log with this attempt added: each attempt keeps its own timing
+    (and the restart it belongs to), so a restarted step does not count the time its run sat
+    failed. A new list: the record changes only once the write commits (`_adopt`)."""
+    entry = {
+        "attempt": rec.attempts + 1,
+        "restart": ex.run.restart_count,
+        "status": StepRun.Status.RUNNING,
+        "started_at": now.isoformat(),
+        "finished_at": None,
+        "error": None,
+    }
+    return [*(rec.attempt_log or []), entry]
+
+
+def _attempt_ended(
+    rec: StepRun, status: str, at: datetime, error: dict | None = None
+) -> list[dict]:
+    """The record's attempt log with its last attempt ended (`status` at `at`, `error`)."""
+    log = list(rec.attempt_log or [])
+    if log and log[-1].get("finished_at") is None:
+        error = {"type": error["type"], "message": error["message"]} if error else None
+        log[-1] = {
+            **log[-1],
+            "status": status,
+            "finished_at": at.isoformat(),
+            "error": error,
+        }
+    return log
+
+
 def _attempt_errors(rec: StepRun, details: dict) -> list[dict]:
     """The record's attempt errors with this attempt's failure added."""
     failed = {"attempt": rec.attempts, **details, "at": timezone.now().isoformat()}
@@ -501,13 +541,15 @@ def _fail_step(ex: _Execution, rec: StepRun, details: dict, params: object) -> N
     """Record the step's failure and fail the run there (one transaction); always raises."""
     details = {"type": details["type"], "message": details["message"], **details}
     details.setdefault("retryable", False)
+    now = timezone.now()
     row = _with(
         rec,
         status=StepRun.Status.FAILED,
         params=params,
         error=details,
         attempt_errors=_attempt_errors(rec, details),
-        finished_at=timezone.now(),
+        attempt_log=_attempt_ended(rec, StepRun.Status.FAILED, now, details),
+        finished_at=now,
         next_attempt_at=None,
     )
     with _fenced_transaction(ex, rec):

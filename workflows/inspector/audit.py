@@ -1,15 +1,14 @@
-"""Audited run transitions for the inspector and the API: start, restart, bulk restart, cancel.
+"""Audited run transitions for the inspector and the API: start, restart, cancel, resolve, the
+notes on a run, and the bulk restart's preview.
 
 Each wraps the engine's transition (`workflows.engine.runs`) and writes its RunAudit row in the same
 transaction, so the log never shows a restart that did not happen (or misses one that did).
-Bulk restart walks the failed runs matching a filter in bounded keyset batches; every run's
-restart is its own transaction (one bad run does not undo the others), and the engine's
-enqueue joins that transaction, so a worker is told about a run only once it is committed.
+Bulk restart and cancel are run batches, applied by a job on the workers (workflows/batches/).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
@@ -17,14 +16,16 @@ from django.db.models import Count, Q
 from django.db.models.fields.json import KeyTextTransform
 
 from billing.models import ApiKey, Environment
-from workflows.engine.runs import run_cancel, run_restart, run_restart_preview, run_start_manual
+from workflows.engine.runs import (
+    run_cancel,
+    run_resolve,
+    run_restart,
+    run_restart_preview,
+    run_start_manual,
+)
 from workflows.inspector.selectors import RunFilters, runs_filtered
-from workflows.models import RestartMode, Run, RunAudit, Workflow, api_key_actor
-from workflows.services import WorkflowStateError
-
-BULK_BATCH_SIZE = 100
-# One request restarts at most this many runs; the page says how many remain.
-BULK_MAX_RUNS = 1000
+from workflows.models import RestartMode, Run, RunAudit, RunNote, Workflow, api_key_actor
+from workflows.services import WorkflowError, WorkflowStateError
 
 
 def run_audit_record(
@@ -75,50 +76,57 @@ def run_cancel_audited(*, run: Run, user: Any = None, api_key: ApiKey | None = N
     return canceled
 
 
-@dataclass
-class BulkRestartResult:
-    restarted: list[int] = field(default_factory=list)
-    skipped: list[tuple[int, str]] = field(default_factory=list)
-    remaining: int = 0
+NOTE_MAX_CHARS = 5000
 
 
-def runs_restart_bulk(
-    *,
-    environment: Environment,
-    filters: RunFilters,
-    user: Any,
-    batch_size: int = BULK_BATCH_SIZE,
-    max_runs: int = BULK_MAX_RUNS,
-) -> BulkRestartResult:
-    """Restart the failed runs of `environment` matching `filters`, oldest failure first."""
-    result = BulkRestartResult()
-    note = f"bulk restart of failed runs matching {filters.describe()}"[:500]
-    base = runs_filtered(environment=environment, filters=filters).filter(status=Run.Status.FAILED)
-    last_pk = 0
-    while len(result.restarted) + len(result.skipped) < max_runs:
-        room = max_runs - len(result.restarted) - len(result.skipped)
-        batch = list(
-            base.filter(pk__gt=last_pk)
-            .order_by("pk")
-            .select_related("version")[: min(batch_size, room)]
+def _note_body(body: Any, param: str) -> str:
+    text = str(body or "").strip()
+    if not text:
+        raise WorkflowError(
+            "Write a note: it may not be empty.", code="parameter_missing", param=param
         )
-        if not batch:
-            break
-        for run in batch:
-            last_pk = run.pk
-            try:
-                with transaction.atomic():
-                    run_restart(run=run, user=user)
-                    run_audit_record(
-                        run=run, action=RunAudit.Action.BULK_RESTART, user=user, note=note
-                    )
-            except WorkflowStateError as exc:
-                # Restarted meanwhile by someone else, or a recursion stop: reported, not fatal.
-                result.skipped.append((run.pk, exc.message))
-            else:
-                result.restarted.append(run.pk)
-    result.remaining = base.filter(pk__gt=last_pk).count() if last_pk else 0
-    return result
+    if len(text) > NOTE_MAX_CHARS:
+        raise WorkflowError(
+            f"A note is at most {NOTE_MAX_CHARS} characters; this one has {len(text)}.",
+            code="parameter_invalid",
+            param=param,
+        )
+    return text
+
+
+def run_note_add(
+    *, run: Run, body: Any, user: Any = None, api_key: ApiKey | None = None, param: str = "body"
+) -> RunNote:
+    """A note on `run` (any status) by a back-office `user` or an API key. An empty note is
+    refused, naming `param` (the form's or the API's field)."""
+    return RunNote.objects.create(
+        run=run,
+        kind=RunNote.Kind.NOTE,
+        body=_note_body(body, param),
+        user=user if getattr(user, "pk", None) else None,
+        api_key=api_key,
+    )
+
+
+def run_resolve_audited(
+    *, run: Run, note: Any, user: Any = None, api_key: ApiKey | None = None, param: str = "note"
+) -> Run:
+    """Close a failed run without restarting it: the failed -> resolved transition, its
+    resolution note and its RunAudit row commit together (or none of them)."""
+    body = _note_body(note, param)
+    with transaction.atomic():
+        resolved = run_resolve(run=run)
+        RunNote.objects.create(
+            run=resolved,
+            kind=RunNote.Kind.RESOLUTION,
+            body=body,
+            user=user if getattr(user, "pk", None) else None,
+            api_key=api_key,
+        )
+        run_audit_record(
+            run=resolved, action=RunAudit.Action.RESOLVE, user=user, api_key=api_key, note=body
+        )
+    return resolved
 
 
 @dataclass
@@ -138,11 +146,18 @@ class BulkPreview:
     recursion_runs: int
 
 
-def runs_restart_bulk_preview(*, environment: Environment, filters: RunFilters) -> BulkPreview:
-    """Counts for the bulk restart preview, grouped by workflow version and failed step.
+def runs_restart_bulk_preview(
+    *,
+    environment: Environment,
+    filters: RunFilters,
+    mode: str = RestartMode.FROM_FAILED_STEP,
+) -> BulkPreview:
+    """Counts for the bulk restart preview (in `mode`), grouped by workflow version and failed
+    step.
 
     Runs of one version failing at one step re-run the same steps, so one sample run per
-    group gives the group's step list, and side effects are counted per group.
+    group gives the group's step list, and side effects are counted per group. A group the
+    mode cannot restart (no published version) lists no steps; its restarts will say why.
     """
     failed = runs_filtered(environment=environment, filters=filters).filter(
         status=Run.Status.FAILED
@@ -164,7 +179,10 @@ def runs_restart_bulk_preview(*, environment: Environment, filters: RunFilters) 
             else sample.filter(Q(error__isnull=True) | Q(error__step__isnull=True))
         )
         sample_run = sample.select_related("version").first()
-        steps = run_restart_preview(run=sample_run) if sample_run is not None else []
+        try:
+            steps = run_restart_preview(run=sample_run, mode=mode) if sample_run else []
+        except WorkflowStateError:
+            steps = []
         again = [s for s in steps if s["will_run"] != "no"]
         if any(s["side_effects"] for s in again):
             side_effects += row["n"]

@@ -17,14 +17,18 @@ from billing.models import Environment
 from workflows.models import Run
 
 DAYS = 30
-STATUS_ORDER = ["succeeded", "failed", "canceled", "running", "pending"]
+STATUS_ORDER = ["succeeded", "failed", "resolved", "canceled", "running", "pending"]
 STATUS_COLOURS = {
     "succeeded": "#2e7d32",
     "failed": "#c62828",
+    "resolved": "#6a1b9a",  # failed, then closed by an operator without a restart
     "canceled": "#757575",
     "running": "#1565c0",
     "pending": "#f9a825",
 }
+
+# A resolved run failed too: the failure rate counts it.
+FAILURES = [Run.Status.FAILED, Run.Status.RESOLVED]
 
 # Chart geometry (SVG user units).
 WIDTH, HEIGHT = 720, 240
@@ -99,7 +103,7 @@ def failure_rates(*, environment: Environment, today: date | None = None) -> lis
     rows = (
         Run.objects.filter(environment=environment, dry_run=False, created__gte=since)
         .values("workflow_id", "workflow__name")
-        .annotate(total=Count("id"), failed=Count("id", filter=Q(status=Run.Status.FAILED)))
+        .annotate(total=Count("id"), failed=Count("id", filter=Q(status__in=FAILURES)))
         .order_by("workflow__name")
     )
     rates = [

@@ -26,7 +26,7 @@ from django.utils import timezone
 from billing.events import event_envelope
 from billing.models import Environment
 from workflows.inspector.selectors import RunFilters, run_step_runs, runs_filtered
-from workflows.models import Run
+from workflows.models import Run, RunNote
 
 CHUNK_SIZE = 500
 
@@ -209,6 +209,7 @@ def run_document(run: Run) -> dict[str, Any]:
                 "status": s.status,
                 "attempts": s.attempts,
                 "attempt_errors": s.attempt_errors,
+                "attempt_log": s.attempt_log,
                 "params": s.params,
                 "output": s.output,
                 "error": s.error,
@@ -218,5 +219,9 @@ def run_document(run: Run) -> dict[str, Any]:
                 "finished": _iso(s.finished_at),
             }
             for s in run_step_runs(run=run)
+        ],
+        "notes": [
+            {"kind": n.kind, "body": n.body, "author": n.actor, "created": _iso(n.created)}
+            for n in RunNote.objects.filter(run=run).select_related("user", "api_key")
         ],
     }

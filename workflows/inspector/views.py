@@ -1,4 +1,6 @@
-"""The run inspector: runs list, run page, restart, bulk restart, cancel, notifications, charts.
+"""The run inspector: runs list, run page, restart (three modes), cancel, resolve, notes,
+notifications, charts, and the bulk restart's preview (bulk restart and cancel themselves:
+workflows/inspector/batches.py).
 
 Function-based views inside the admin's layout. Each is wrapped in `guarded` (the role) and
 fetches what it acts on with `run_for` (backoffice/access.py), scoped to `request.environment`,
@@ -9,6 +11,7 @@ with the region that changed, without it they redirect.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from django.contrib import admin, messages
@@ -17,7 +20,7 @@ from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.http import urlencode
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from backoffice.access import guarded
 from backoffice.roles import can
@@ -28,8 +31,9 @@ from workflows.definition.rows import version_definition
 from workflows.engine.runs import run_restart_preview
 from workflows.inspector.audit import (
     run_cancel_audited,
+    run_note_add,
+    run_resolve_audited,
     run_restart_audited,
-    runs_restart_bulk,
     runs_restart_bulk_preview,
 )
 from workflows.inspector.dashboard import dashboard_charts
@@ -42,9 +46,9 @@ from workflows.inspector.selectors import (
     runs_page,
     workflows_for_filter,
 )
-from workflows.models import NotificationSubscription, Run, StepRun
+from workflows.models import NotificationSubscription, RestartMode, Run, RunBatch, RunNote, StepRun
 from workflows.operations.notifications import subscription_set
-from workflows.services import WorkflowStateError
+from workflows.services import WorkflowError, WorkflowStateError
 
 # Worse first: the status a step shows when its loop iterations ended differently.
 STEP_STATUS_RANK = ["failed", "running", "pending", "canceled", "succeeded", "skipped"]
@@ -54,6 +58,7 @@ def _context(request: HttpRequest, **extra: Any) -> dict:
     return {
         **admin.site.each_context(request),
         "can_manage": can(request.user, "runs.manage"),
+        "can_note": can(request.user, "runs.note"),
         **extra,
     }
 
@@ -100,8 +105,18 @@ def runs_list(request: HttpRequest) -> HttpResponse:
         query=urlencode(query),
         next_url=f"?{urlencode({**query, 'after': page.next_cursor})}" if page.next_cursor else "",
         first_page=not request.GET.get("after"),
+        modes=RestartMode.choices,
+        batch=_batch_shown(request),
     )
     return _page(request, "workflows/runs/list.html", "results", context)
+
+
+def _batch_shown(request: HttpRequest) -> RunBatch | None:
+    """The batch whose progress the list shows (`?batch=`, where a started batch leads)."""
+    raw = request.GET.get("batch", "")
+    if not raw.isdigit():
+        return None
+    return RunBatch.objects.filter(environment=request.environment, pk=int(raw)).first()
 
 
 @require_GET
@@ -109,7 +124,8 @@ def runs_list(request: HttpRequest) -> HttpResponse:
 def run_row(request: HttpRequest, run_id: int) -> HttpResponse:
     """One row of the list: running rows poll this until they end (live refresh)."""
     run = run_for(request, run_id)
-    return render(request, "workflows/runs/list.html#row", {"run": _rows([run])[0]})
+    context = {"run": _rows([run])[0], "can_manage": can(request.user, "runs.manage")}
+    return render(request, "workflows/runs/list.html#row", context)
 
 
 # --- export -----------------------------------------------------------------------------------
@@ -201,6 +217,36 @@ def _pretty(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, default=str)
 
 
+def _attempts(log: list) -> list[dict]:
+    """Every attempt with its own timing; an attempt left running before a later one started
+    was interrupted (its worker stopped)."""
+    rows = []
+    for i, entry in enumerate(log or []):
+        started, finished = _when(entry.get("started_at")), _when(entry.get("finished_at"))
+        status = entry.get("status") or ""
+        if status == StepRun.Status.RUNNING and i < len(log) - 1:
+            status = "interrupted"
+        rows.append(
+            {
+                **entry,
+                "status": status,
+                "started": started,
+                "finished": finished,
+                "duration_ms": round((finished - started).total_seconds() * 1000)
+                if started and finished
+                else None,
+            }
+        )
+    return rows
+
+
+def _when(value: Any):
+    try:
+        return datetime.fromisoformat(value) if value else None
+    except (TypeError, ValueError):
+        return None
+
+
 def _step_rows(step_runs: list[StepRun]) -> list[dict]:
     rows = []
     for s in step_runs:
@@ -216,6 +262,7 @@ def _step_rows(step_runs: list[StepRun]) -> list[dict]:
                 "output": _pretty(s.output) if s.output is not None else "",
                 "changes": _changes(s.changed_objects),
                 "duration_ms": round(duration) if duration is not None else None,
+                "attempts": _attempts(s.attempt_log),
             }
         )
     return rows
@@ -259,6 +306,7 @@ def _run_context(request: HttpRequest, run: Run, **extra: Any) -> dict:
         trigger_amounts=amounts_of(((run.trigger or {}).get("data") or {}).get("object") or {}),
         chain=run_chain(environment=request.environment, run=run),
         audits=run_audits(run=run),
+        notes=RunNote.objects.filter(run=run).select_related("user", "api_key"),
         error_json=_pretty(run.error) if run.error else "",
         **extra,
     )
@@ -274,19 +322,41 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
 # --- restart and cancel -----------------------------------------------------------------------
 
 
+def _mode(data) -> tuple[str, str]:
+    """The restart mode asked for (the default when none) and an error naming `mode`."""
+    mode = data.get("mode") or RestartMode.FROM_FAILED_STEP
+    if mode not in RestartMode.values:
+        allowed = ", ".join(RestartMode.values)
+        return RestartMode.FROM_FAILED_STEP, f"Unknown restart mode {mode!r}: use one of {allowed}."
+    return mode, ""
+
+
 @require_GET
 @guarded("runs.manage")
 def run_restart_preview_view(request: HttpRequest, run_id: int) -> HttpResponse:
+    """The restart's preview for the mode chosen; choosing another mode reloads it (HTMX)."""
     run = run_for(request, run_id)
-    steps = run_restart_preview(run=run) if run.status == Run.Status.FAILED else []
+    mode, mode_error = _mode(request.GET)
+    restartable = run.status == Run.Status.FAILED
+    steps: list[dict] = []
+    if restartable and not mode_error:
+        try:
+            steps = run_restart_preview(run=run, mode=mode)
+        except WorkflowStateError as exc:
+            mode_error = exc.message
+    again = [s for s in steps if s["plan"] != "kept"]
     context = _context(
         request,
         title=f"Restart run {run.pk}?",
         run=run,
         steps=steps,
-        again=[s for s in steps if s["will_run"] != "no"],
-        side_effects=any(s["side_effects"] and s["will_run"] != "no" for s in steps),
-        restartable=run.status == Run.Status.FAILED,
+        again=again,
+        mode=mode,
+        modes=RestartMode.choices,
+        mode_error=mode_error,
+        side_effects=any(s["side_effects"] for s in again),
+        repeats=[s for s in steps if s["repeats_effects"]],
+        restartable=restartable,
     )
     return _page(request, "workflows/runs/restart_preview.html", "preview", context)
 
@@ -295,11 +365,66 @@ def run_restart_preview_view(request: HttpRequest, run_id: int) -> HttpResponse:
 @guarded("runs.manage")
 def run_restart_view(request: HttpRequest, run_id: int) -> HttpResponse:
     run = run_for(request, run_id)
+    mode, mode_error = _mode(request.POST)
+    if mode_error:
+        return _after_action(request, run, error=mode_error)
     try:
-        run = run_restart_audited(run=run, user=request.user)
+        run = run_restart_audited(run=run, user=request.user, mode=mode)
     except WorkflowStateError as exc:
         return _after_action(request, run, error=exc.message)
-    return _after_action(request, run, notice=f"Run {run.pk} restarted at its failed step.")
+    done = {
+        RestartMode.FROM_FAILED_STEP: "at its failed step",
+        RestartMode.FROM_START: "from the start",
+        RestartMode.LATEST_VERSION: f"on version {run.version.number}",
+    }[mode]
+    return _after_action(request, run, notice=f"Run {run.pk} restarted {done}.")
+
+
+@require_http_methods(["GET", "POST"])
+@guarded("runs.manage")
+def run_resolve_view(request: HttpRequest, run_id: int) -> HttpResponse:
+    """Resolve a failed run without restarting it; the note is required."""
+    run = run_for(request, run_id)
+    note, error = "", ""
+    if request.method == "POST":
+        note = request.POST.get("note", "")
+        try:
+            run = run_resolve_audited(run=run, note=note, user=request.user)
+        except WorkflowError as exc:
+            error = exc.message
+        else:
+            return _after_action(request, run, notice=f"Run {run.pk} resolved.")
+    context = _context(
+        request, title=f"Resolve run {run.pk}?", run=run, note=note, note_error=error
+    )
+    return _page(request, "workflows/runs/resolve.html", "resolve-form", context)
+
+
+@require_POST
+@guarded("runs.note")
+def run_note_view(request: HttpRequest, run_id: int) -> HttpResponse:
+    """Add a note to a run (any status); an empty one is refused, naming the field."""
+    run = run_for(request, run_id)
+    body = request.POST.get("body", "")
+    error = ""
+    try:
+        run_note_add(run=run, body=body, user=request.user)
+    except WorkflowError as exc:
+        error = exc.message
+    if request.htmx:
+        context = _context(
+            request,
+            run=run,
+            notes=RunNote.objects.filter(run=run).select_related("user", "api_key"),
+            note_error=error,
+            body=body if error else "",
+        )
+        return render(request, "workflows/runs/detail.html#notes", context)
+    if error:
+        messages.error(request, f"body: {error}")
+    else:
+        messages.success(request, "Note added.")
+    return redirect("runs:detail", run_id=run.pk)
 
 
 @require_POST
@@ -320,6 +445,9 @@ def _after_action(
         run.refresh_from_db()
         context = _run_context(request, run, notice=notice, action_error=error)
         response = render(request, "workflows/runs/detail.html#run-body", context)
+        # The notes sit outside the run's body (it polls); a resolve adds one: swapped too.
+        notes = render(request, "workflows/runs/detail.html#notes", {**context, "oob": True})
+        response.content += notes.content
         response["HX-Retarget"] = "#run-body"
         response["HX-Reswap"] = "outerHTML"
         return response
@@ -330,7 +458,7 @@ def _after_action(
     return redirect("runs:detail", run_id=run.pk)
 
 
-# --- bulk restart -----------------------------------------------------------------------------
+# --- bulk restart preview ---------------------------------------------------------------------
 
 
 @require_GET
@@ -345,26 +473,9 @@ def runs_bulk_restart_preview(request: HttpRequest) -> HttpResponse:
         filters=filters,
         filter_fields=filters.as_query(),
         query=urlencode(filters.as_query()),
+        modes=RestartMode.choices,
     )
     return _page(request, "workflows/runs/bulk_preview.html", "preview", context)
-
-
-@require_POST
-@guarded("runs.manage")
-def runs_bulk_restart(request: HttpRequest) -> HttpResponse:
-    filters = RunFilters.from_query(request.POST)
-    result = runs_restart_bulk(environment=request.environment, filters=filters, user=request.user)
-    text = f"Restarted {len(result.restarted)} failed runs."
-    if result.skipped:
-        text += f" {len(result.skipped)} could not be restarted ({result.skipped[0][1]})."
-    if result.remaining:
-        text += f" {result.remaining} more match; restart again to continue."
-    query = urlencode(filters.as_query())
-    if request.htmx:
-        context = _context(request, result=result, text=text, query=query)
-        return render(request, "workflows/runs/bulk_preview.html#done", context)
-    messages.success(request, text)
-    return redirect(f"{reverse('runs:list')}?{query}")
 
 
 # --- notifications ----------------------------------------------------------------------------

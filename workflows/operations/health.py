@@ -6,6 +6,11 @@ Redis itself, with the ORM broker in the `shared` database cache (settings.Q_CLU
 so a web process on another host sees every cluster that shares the queue's name and
 SECRET_KEY. A cluster that died simply stops appearing within 3 seconds.
 
+A problem makes the report unhealthy (HTTP 503: runs are not moving). A warning makes it
+"degraded" and leaves it healthy (HTTP 200): something needs an operator, but taking the
+node out of a load balancer would not help. A retention backlog older than
+`BILLFLOW["HEALTH_RETENTION_LAG_SECONDS"]` is such a warning: the prune is not keeping up.
+
 `stall_check()` is the scheduled "runs stopped moving" alert: it notifies once when a stall
 starts and stays quiet until runs have moved again (docs/operations.md).
 """
@@ -23,6 +28,7 @@ from django.utils import timezone
 
 from billing.models import Event
 from workflows.models import Run
+from workflows.operations.retention import BACKLOG_COUNT_LIMIT, retention_backlog, retention_days
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +46,7 @@ def _limits() -> dict:
         "max_pending_seconds": int(cfg.get("HEALTH_MAX_PENDING_SECONDS", 300)),
         "stuck_grace_seconds": int(cfg.get("HEALTH_STUCK_GRACE_SECONDS", 120)),
         "expected_clusters": int(cfg.get("HEALTH_EXPECTED_CLUSTERS", 1)),
+        "retention_lag_seconds": int(cfg.get("HEALTH_RETENTION_LAG_SECONDS", 3 * 3600)),
     }
 
 
@@ -158,8 +165,21 @@ def health_report(*, now: datetime | None = None) -> dict:
             }
         )
 
+    warnings: list[dict] = []
+    backlog = retention_backlog(now)
+    lag = backlog["oldest_past_window_seconds"]
+    if lag > limits["retention_lag_seconds"]:
+        size = f"more than {BACKLOG_COUNT_LIMIT:,}" if backlog["more"] else f"{backlog['runs']:,}"
+        warnings.append(
+            {
+                "check": "retention_backlog",
+                "message": f"Retention is behind: {size} run(s) past the window, the oldest "
+                f"by {lag / 3600:.1f} h (limit {limits['retention_lag_seconds'] / 3600:g} h).",
+            }
+        )
+
     return {
-        "status": "unhealthy" if problems else "ok",
+        "status": "unhealthy" if problems else "degraded" if warnings else "ok",
         "healthy": not problems,
         "checked_at": now.isoformat(),
         "runs": {
@@ -180,8 +200,10 @@ def health_report(*, now: datetime | None = None) -> dict:
             "expected": limits["expected_clusters"],
             "list": clusters,
         },
+        "retention": {"window_days": retention_days(), "backlog": backlog},
         "limits": limits,
         "problems": problems,
+        "warnings": warnings,
     }
 
 
@@ -197,6 +219,7 @@ def report_text(report: dict) -> str:
         f"oldest {events['oldest_undispatched_seconds']} s",
         f"Queue backlog: {report['queue']['backlog']}",
         f"Clusters alive: {report['clusters']['alive']} of {report['clusters']['expected']}",
+        _retention_line(report["retention"]),
     ]
     for c in report["clusters"]["list"]:
         lines.append(
@@ -204,7 +227,17 @@ def report_text(report: dict) -> str:
             f"heartbeat {c['heartbeat']}"
         )
     lines += [f"Problem: {p['message']}" for p in report["problems"]]
+    lines += [f"Warning: {w['message']}" for w in report["warnings"]]
     return "\n".join(lines)
+
+
+def _retention_line(retention: dict) -> str:
+    backlog = retention["backlog"]
+    size = f"more than {BACKLOG_COUNT_LIMIT:,}" if backlog["more"] else f"{backlog['runs']:,}"
+    return (
+        f"Retention ({retention['window_days']} days): {size} run(s) past the window, "
+        f"oldest by {backlog['oldest_past_window_seconds']} s"
+    )
 
 
 def stall_check(now: datetime | None = None) -> bool:

@@ -98,6 +98,17 @@ class HealthCollector:
                 "Messages waiting in the queue broker.",
                 value=report["queue"]["backlog"],
             )
+        backlog = report["retention"]["backlog"]
+        yield GaugeMetricFamily(
+            "billflow_retention_backlog_runs",
+            "Prunable runs past the retention window (counted up to 10,000).",
+            value=backlog["runs"],
+        )
+        yield GaugeMetricFamily(
+            "billflow_retention_oldest_past_window_seconds",
+            "How far past the retention window the oldest prunable run is.",
+            value=backlog["oldest_past_window_seconds"],
+        )
         clusters = report["clusters"]
         yield GaugeMetricFamily(
             "billflow_clusters_alive",

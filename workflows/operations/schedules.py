@@ -13,14 +13,15 @@ from django.db import transaction
 from django.utils import timezone
 
 MINUTES = "I"  # django_q.models.Schedule.MINUTES
-HOURLY = "H"
 
 # name -> (function, schedule type, minutes)
 SCHEDULES: dict[str, tuple[str, str, int | None]] = {
     # The engine's recovery sweep (also made by migration workflows/0005).
     "workflows.sweep": ("workflows.tasks.sweep", MINUTES, 1),
     "billflow.stall_check": ("workflows.tasks.stall_check", MINUTES, 1),
-    "billflow.retention": ("workflows.tasks.retention_prune", HOURLY, None),
+    # Every minute, each pass within BILLFLOW["RETENTION_BUDGET_SECONDS"]: retention keeps up
+    # with the load instead of deleting a fixed number of runs an hour.
+    "billflow.retention": ("workflows.tasks.retention_prune", MINUTES, 1),
     # Webhook deliveries that are due: retries, dead workers' claims, lost messages.
     "webhooks.sweep": ("webhooks.tasks.sweep", MINUTES, 1),
 }

@@ -10,12 +10,19 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.db import InterfaceError, OperationalError
-from django.db.models import Exists, QuerySet
+from django.db.models import Exists
 from django.utils import timezone
 
+from workflows.engine.store import dialect
 from workflows.engine.store.guard import store_writes
-from workflows.engine.store.statements import default_db, insert_unless_taken, update_where
-from workflows.models import Delivery, Run
+from workflows.engine.store.statements import (
+    column,
+    default_db,
+    insert_unless_taken,
+    table,
+    update_where,
+)
+from workflows.models import Delivery, Run, StepRun
 
 
 def delivery_insert_claim(*, kind: str, idempotency_key: str, at: datetime) -> Delivery | None:
@@ -88,7 +95,32 @@ def delivery_mark_failed(*, delivery: Delivery, error: str) -> None:
     )
 
 
-def deliveries_delete(deliveries: QuerySet) -> int:
-    """Delete these send records (retention: their runs are over)."""
-    with store_writes():
-        return deliveries.delete()[0]
+def deliveries_delete_of_runs(run_ids: list[int]) -> int:
+    """Delete the send records of these runs' steps (retention: the runs are over, and a
+    record only stops a second send of a step that may run again); returns the count.
+
+    The keys are read first and then matched with every kind named, so the DELETE is served by
+    the (kind, idempotency_key) unique index; a sub-select there is planned as a scan of the
+    whole table. Call it inside the transaction that deletes the runs."""
+    if not run_ids:
+        return 0
+    db = default_db()
+    runs_sql, runs_params = dialect.in_list(db, run_ids)
+    key = column(Delivery, "idempotency_key", db=db)
+    with db.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {column(StepRun, 'idempotency_key', db=db)} FROM {table(StepRun, db)} "
+            f"WHERE {column(StepRun, 'run', db=db)} {runs_sql}",
+            runs_params,
+        )
+        keys = [row[0] for row in cursor.fetchall()]
+        if not keys:
+            return 0
+        kinds_sql, kinds_params = dialect.in_list(db, Delivery.Kind.values)
+        keys_sql, keys_params = dialect.in_list(db, keys)
+        cursor.execute(
+            f"DELETE FROM {table(Delivery, db)} "
+            f"WHERE {column(Delivery, 'kind', db=db)} {kinds_sql} AND {key} {keys_sql}",
+            kinds_params + keys_params,
+        )
+        return cursor.rowcount

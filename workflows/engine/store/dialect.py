@@ -41,3 +41,11 @@ def after_bare_select(db) -> str:
 def skips_locked_rows(db) -> bool:
     """The queue's one-statement claim (`FOR UPDATE SKIP LOCKED`)."""
     return bool(db.features.has_select_for_update_skip_locked)
+
+
+def in_list(db, values: list) -> tuple[str, list]:
+    """`<column> …` matching any of `values`, and its parameters: one array parameter on
+    PostgreSQL (short to build and to parse whatever the count), a placeholder each on SQLite."""
+    if is_postgres(db):
+        return "= ANY(%s)", [list(values)]
+    return f"IN ({', '.join(['%s'] * len(values))})", list(values)

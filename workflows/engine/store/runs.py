@@ -1,9 +1,10 @@
-"""A run's row: created, claimed, renewed, given back, finished, restarted, canceled, pruned.
+"""A run's row: created, claimed, renewed, given back, finished, restarted, canceled, resolved,
+pruned.
 
 Every transition is a conditional UPDATE with a count check, so two workers racing for a run
 (or a worker racing a cancel, or two operators restarting it) cannot both win. The hot ones
 (claim, renew, finish) are the store's own statements, built once from `Run._meta`; the rare
-ones (restart, cancel, prune) are ORM writes inside `store_writes()`.
+ones (restart, resolve, cancel, prune) are ORM writes inside `store_writes()`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import QuerySet
+from django.db import DEFAULT_DB_ALIAS
+from django.db.models import CASCADE, Model
+from django.db.models.deletion import Collector
 from django.utils import timezone
 
 from billing.models import Account, Environment, Event
@@ -228,11 +231,21 @@ def run_finish(
     )
 
 
-# --- operators: restart, cancel ---------------------------------------------------------------
+# --- operators: restart, resolve, cancel ------------------------------------------------------
 
 
-def run_reopen_failed(*, run_id: int, restart_count: int) -> bool:
-    """failed -> pending, due now (health measures a pending run's wait from here)."""
+def run_reopen_failed(
+    *, run_id: int, restart_count: int, version_id: int | None = None, from_start: bool = False
+) -> bool:
+    """failed -> pending, due now (health measures a pending run's wait from here).
+
+    `version_id`: the run moves to that version (a restart on the latest version);
+    `from_start`: its path is cleared too, the walk records it again from the first step."""
+    changes: dict = {}
+    if version_id is not None:
+        changes["version_id"] = version_id
+    if from_start:
+        changes["path"] = []
     with store_writes():
         return (
             Run.objects.filter(pk=run_id, status=Run.Status.FAILED).update(
@@ -244,6 +257,20 @@ def run_reopen_failed(*, run_id: int, restart_count: int) -> bool:
                 lease_owner="",
                 lease_expires_at=None,
                 restart_count=restart_count,
+                **changes,
+            )
+            == 1
+        )
+
+
+def run_mark_resolved(*, run_id: int) -> bool:
+    """failed -> resolved: closed by an operator without a restart. Its error stays; it ends
+    now, so retention keeps the resolution (and its note) a full window, however old the
+    failure."""
+    with store_writes():
+        return (
+            Run.objects.filter(pk=run_id, status=Run.Status.FAILED).update(
+                status=Run.Status.RESOLVED, finished_at=timezone.now()
             )
             == 1
         )
@@ -270,10 +297,66 @@ def run_mark_canceled(*, run_id: int, stop_reason: str) -> bool:
 # --- retention --------------------------------------------------------------------------------
 
 
-def runs_delete(runs: QuerySet) -> int:
-    """Delete these runs with their step records (and what else cascades from a run)."""
+def _run_cascades() -> list[tuple[type[Model], str]]:
+    """(model, run column) of every table whose rows are deleted with their run: the
+    relations to Run declared CASCADE (steps, audits, notes, batch items, failure notices, and
+    any added later), read from the models. Empty when one of them has cascades or delete
+    signals of its own, which only the ORM's collector follows."""
+    collector = Collector(using=DEFAULT_DB_ALIAS)
+    cascades = []
+    for relation in Run._meta.get_fields(include_hidden=True):
+        if not relation.one_to_many or relation.on_delete is not CASCADE:
+            continue
+        model = relation.related_model
+        if not collector.can_fast_delete(model._base_manager.none()):
+            return []
+        cascades.append((model, relation.field.column))
+    return cascades
+
+
+def runs_delete(ids: list[int], *, statuses: tuple[str, ...]) -> dict[str, int]:
+    """Delete the runs of `ids` that are in one of `statuses`, with every row that cascades
+    from them; returns the rows deleted per model label. Call it inside a transaction.
+
+    Set-based statements by run id: nothing of the runs is read into Python, and the ids are
+    one array parameter on PostgreSQL. The runs go first (DELETE … RETURNING says which of them
+    were still in `statuses`), then their dependants: foreign keys are checked at commit.
+    """
+    if not ids:
+        return {}
+    db = default_db()
+    cascades = named("runs_delete_cascades", (), _run_cascades, db)
     with store_writes():
-        return runs.delete()[0]
+        if not cascades:  # a dependant the collector must follow: the ORM's way
+            rows = Run.objects.filter(pk__in=ids, status__in=statuses).only("pk").delete()[1]
+            return {label: count for label, count in rows.items() if count}
+        ids_sql, ids_params = dialect.in_list(db, ids)
+        status_sql, status_params = dialect.in_list(db, list(statuses))
+        rows: dict[str, int] = {}
+        with db.cursor() as cursor:
+            if dialect.is_postgres(db):
+                # A prune lost to a crash of PostgreSQL is only done again by the next pass:
+                # its transaction need not wait for the disk (store/commits.py).
+                cursor.execute("SELECT set_config('synchronous_commit', 'off', true)")
+            cursor.execute(
+                f"DELETE FROM {table(Run, db)} WHERE {column(Run, 'pk', db=db)} {ids_sql} "
+                f"AND {column(Run, 'status', db=db)} {status_sql} "
+                f"RETURNING {column(Run, 'pk', db=db)}",
+                ids_params + status_params,
+            )
+            deleted = [row[0] for row in cursor.fetchall()]
+            if not deleted:
+                return {}
+            rows[Run._meta.label] = len(deleted)
+            ids_sql, ids_params = dialect.in_list(db, deleted)
+            for model, run_column in cascades:
+                quoted = db.ops.quote_name(run_column)
+                cursor.execute(
+                    f"DELETE FROM {table(model, db)} WHERE {quoted} {ids_sql}", ids_params
+                )
+                if cursor.rowcount:
+                    rows[model._meta.label] = cursor.rowcount
+        return rows
 
 
 def runs_insert_many(runs: list[Run]) -> list[Run]:

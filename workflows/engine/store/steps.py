@@ -21,6 +21,7 @@ active workflows (`active_workflows.py`), and commit without waiting for the dis
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -200,12 +201,72 @@ def record_canceled(row: StepRun, finished_at: datetime) -> None:
 
 
 def steps_reset_for_restart(run_id: int) -> int:
-    """A restarted run's failed (or interrupted) step gets a fresh set of attempts; its
-    earlier errors stay in `attempt_errors`. Inside the restart's transaction."""
+    """A restarted run's failed (or interrupted) step gets a fresh set of attempts under its
+    own idempotency key; its earlier attempts stay in `attempt_errors` and `attempt_log`, and
+    its start time becomes the next attempt's (the time the run sat failed is not the
+    step's). Inside the restart's transaction."""
     with store_writes():
         return StepRun.objects.filter(
             Q(status=StepRun.Status.FAILED) | Q(status=StepRun.Status.RUNNING), run_id=run_id
-        ).update(status=StepRun.Status.PENDING, attempts=0, error=None, finished_at=None)
+        ).update(
+            status=StepRun.Status.PENDING,
+            attempts=0,
+            error=None,
+            started_at=None,
+            finished_at=None,
+        )
+
+
+def steps_reset_all(run_id: int, *, key_for: Callable[[StepRun], str]) -> int:
+    """A restart from the start: every record of the run gets a new attempt under a new
+    idempotency key (`key_for`), so billing applies a step's effects again instead of
+    answering with the earlier result. The key each earlier attempt used stays in its
+    `attempt_log` entry (a record from before the log gets one entry summing it up).
+    Inside the restart's transaction; rare, so one row at a time is fine."""
+    rows = list(StepRun.objects.filter(run_id=run_id))
+    for row in rows:
+        log = [dict(entry) for entry in row.attempt_log or []]
+        if not log and row.attempts:
+            log.append(
+                {
+                    "attempt": row.attempts,
+                    "restart": None,
+                    "status": row.status,
+                    "started_at": row.started_at.isoformat() if row.started_at else None,
+                    "finished_at": row.finished_at.isoformat() if row.finished_at else None,
+                    "error": row.error,
+                }
+            )
+        for entry in log:
+            entry.setdefault("key", row.idempotency_key)
+        row.attempt_log = log
+        row.idempotency_key = key_for(row)
+        row.status = StepRun.Status.PENDING
+        row.attempts = 0
+        row.output = row.error = row.params = None
+        row.branch_chosen = ""
+        row.changed_objects = []
+        row.started_at = row.finished_at = row.next_attempt_at = None
+    with store_writes():
+        StepRun.objects.bulk_update(
+            rows,
+            [
+                "attempt_log",
+                "idempotency_key",
+                "status",
+                "attempts",
+                "output",
+                "error",
+                "params",
+                "branch_chosen",
+                "changed_objects",
+                "started_at",
+                "finished_at",
+                "next_attempt_at",
+            ],
+            batch_size=500,
+        )
+    return len(rows)
 
 
 def steps_insert_many(rows: list[StepRun], *, batch_size: int = 5000) -> list[StepRun]:

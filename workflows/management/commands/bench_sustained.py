@@ -3,8 +3,8 @@
 It makes a fresh sandbox environment with the 5-step workflow of `bench_engine` (customer.created
 -> a condition, three `customers.update`, one `team.email` to the in-memory mail backend),
 installs the project's schedules as a deploy does (the sweep recovers runs of killed clusters;
-the hourly retention prune keeps 90 days, so it deletes none of these runs), starts `--clusters`
-`qcluster` processes and, after a warm-up, creates customers at `--rate` per second for
+the every-minute retention prune keeps 90 days, so it deletes none of these runs), starts
+`--clusters` `qcluster` processes and, after a warm-up, creates customers at `--rate` per second for
 `--minutes` from this one process, paced by the wall clock: a lagging engine does not slow the
 producer, and a producer that cannot keep up says so.
 

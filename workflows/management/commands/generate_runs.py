@@ -287,8 +287,8 @@ ORDER BY g
 
 _STEPS_SQL = """
 INSERT INTO workflows_steprun (run_id, step_id, iteration, status, attempts, idempotency_key,
-    params, output, error, attempt_errors, branch_chosen, changed_objects, started_at,
-    finished_at)
+    params, output, error, attempt_errors, attempt_log, branch_chosen, changed_objects,
+    started_at, finished_at)
 SELECT r.id, 's' || s, '',
        CASE WHEN r.status = 'failed' THEN
                 CASE WHEN s < 3 THEN 'succeeded' WHEN s = 3 THEN 'failed' ELSE 'skipped' END
@@ -300,7 +300,7 @@ SELECT r.id, 's' || s, '',
        jsonb_build_object('id', coalesce(r.trigger #>> '{data,object,id}',
                                          r.trigger #>> '{input,customer}')),
        CASE WHEN r.status = 'failed' AND s = 3 THEN r.error END,
-       '[]'::jsonb, '',
+       '[]'::jsonb, '[]'::jsonb, '',
        CASE WHEN s = 1 THEN jsonb_build_array(jsonb_build_object(
             'object', 'customer',
             'id', coalesce(r.trigger #>> '{data,object,id}', r.trigger #>> '{input,customer}'),

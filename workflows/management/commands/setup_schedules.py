@@ -1,6 +1,6 @@
 """`python manage.py setup_schedules`: install Billflow's django-q schedules (idempotent).
 
-The sweep (every minute), the stall alert (every minute) and the retention prune (hourly);
+The sweep (every minute), the stall alert (every minute) and the retention prune (every minute);
 schedule rows naming a function of an earlier layout are pointed at its new path first.
 Run it after `migrate` on every deploy; `dev.py start` runs it.
 """
