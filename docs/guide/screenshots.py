@@ -591,6 +591,7 @@ def shoot_recover(browser, base_url: str, camera: Camera, workflow, partner: Par
         page.fill("#resolve-note", RESOLVE_NOTE)
         camera.element(page.locator("#resolve-form"), "recover-resolve-form")
         page.click("#confirm-resolve")
+        page.get_by_text(f"Run {left.pk} resolved.").wait_for()
         page.goto(f"/admin/runs/{left.pk}/")
         page.wait_for_selector("#run-status:has-text('resolved')")
         camera.element(page.locator(".bf-run-summary"), "recover-resolved")
