@@ -352,6 +352,7 @@ def run_restart_preview_view(request: HttpRequest, run_id: int) -> HttpResponse:
         steps=steps,
         again=again,
         mode=mode,
+        mode_label=RestartMode(mode).label.lower(),
         modes=RestartMode.choices,
         mode_error=mode_error,
         side_effects=any(s["side_effects"] for s in again),
