@@ -27,6 +27,7 @@ from billing.errors import InvalidRequestError, NotFoundError
 from workflows import services
 from workflows.definition.model import definition_schema, written_out_models
 from workflows.definition.validation import DefinitionInvalid, ValidationError
+from workflows.engine.delays import waiting_on
 from workflows.inspector.audit import (
     run_cancel_audited,
     run_note_add,
@@ -164,7 +165,7 @@ class WorkflowOut(_Passthrough):
 
 UnixSeconds = Annotated[int, Field(description="Unix time, seconds")]
 StepRunStatus = Literal["pending", "running", "succeeded", "failed", "skipped", "canceled"]
-RunStatus = Literal["pending", "running", "succeeded", "failed", "canceled", "resolved"]
+RunStatus = Literal["pending", "running", "waiting", "succeeded", "failed", "canceled", "resolved"]
 
 
 class WorkflowDeletedOut(Out):
@@ -237,6 +238,11 @@ class RunOut(Out):
         description='Why it failed: {"type", "message", "step", "iteration", "retryable"}'
     )
     stop_reason: str
+    waiting: dict[str, Any] | None = Field(
+        None,
+        description='A waiting run: {"for": "delay", "step", "resume_at" (Unix time or null), '
+        '"reason"}; null otherwise',
+    )
     path: list[dict[str, Any]] = Field(description="The branch decisions taken, in order")
     dry_run: bool
     restart_count: int
@@ -353,6 +359,7 @@ def run_json(run: Run, *, steps: bool = False) -> dict:
         "input": run.trigger.get("input") if run.trigger_kind == Run.TriggerKind.MANUAL else None,
         "error": run.error,
         "stop_reason": run.stop_reason,
+        "waiting": _waiting_json(run),
         "path": run.path,
         "dry_run": run.dry_run,
         "restart_count": run.restart_count,
@@ -365,6 +372,13 @@ def run_json(run: Run, *, steps: bool = False) -> dict:
         notes = RunNote.objects.filter(run=run).select_related("user", "api_key")
         body["notes"] = [note_json(note) for note in notes]
     return body
+
+
+def _waiting_json(run: Run) -> dict | None:
+    waiting = waiting_on(run)
+    if waiting is None:
+        return None
+    return {**waiting, "resume_at": _unix(waiting["resume_at"])}
 
 
 def note_json(note: RunNote) -> dict:
@@ -660,7 +674,7 @@ def run_note_create(request: HttpRequest, run_id: int, payload: NoteIn) -> HttpR
 @router.post(
     "/runs/{run_id}/cancel",
     auth=RUNS_MANAGE,
-    summary="Cancel a pending or running run",
+    summary="Cancel a pending, running or waiting run",
     response={200: RunWithStepsOut},
 )
 def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:

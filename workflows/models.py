@@ -118,6 +118,7 @@ class Step(models.Model):
         CONDITION = "condition"
         BRANCH = "branch"
         FOREACH = "foreach"
+        DELAY = "delay"
 
     version = models.ForeignKey(WorkflowVersion, on_delete=models.CASCADE, related_name="steps")
     step_id = models.CharField(max_length=64)
@@ -206,6 +207,9 @@ class Run(StoreOnlyModel, models.Model):
         SUCCEEDED = "succeeded"
         FAILED = "failed"
         CANCELED = "canceled"
+        # Holds no worker and no lease until `next_attempt_at` (a delay step; none: until
+        # someone decides). The step record it waits on says what for.
+        WAITING = "waiting"
         # A failure an operator closed without restarting it (with a note); retention prunes it.
         RESOLVED = "resolved"
 

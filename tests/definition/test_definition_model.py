@@ -182,7 +182,13 @@ def test_the_json_schema_describes_every_step_type_and_refuses_unknown_keys():
     assert schema["additionalProperties"] is False
     steps = schema["properties"]["steps"]["items"]
     assert steps["discriminator"]["propertyName"] == "type"
-    assert set(steps["discriminator"]["mapping"]) == {"action", "condition", "branch", "foreach"}
+    assert set(steps["discriminator"]["mapping"]) == {
+        "action",
+        "condition",
+        "branch",
+        "foreach",
+        "delay",
+    }
     assert schema["$defs"]["ConditionLeaf"]["properties"]["op"]["enum"][:2] == ["eq", "ne"]
     assert all(
         schema["$defs"][name]["additionalProperties"] is False

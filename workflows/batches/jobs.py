@@ -47,7 +47,7 @@ STALE = timedelta(seconds=90)
 # Which runs of a filter a batch applies to: the rest are not its business.
 APPLIES_TO = {
     RunBatch.Action.RESTART: [Run.Status.FAILED],
-    RunBatch.Action.CANCEL: [Run.Status.PENDING, Run.Status.RUNNING],
+    RunBatch.Action.CANCEL: [Run.Status.PENDING, Run.Status.RUNNING, Run.Status.WAITING],
 }
 UNFINISHED = [RunBatch.Status.PENDING, RunBatch.Status.RUNNING]
 

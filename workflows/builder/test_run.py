@@ -28,10 +28,12 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from django.db import transaction
+from django.utils import timezone
 
 from billing.models import Environment
 from workflows.actions.registry import Action, ActionContext, StepSkipped
 from workflows.engine.conditions import explain
+from workflows.engine.delays import resume_at
 from workflows.engine.retry import error_details
 from workflows.engine.templating import resolve
 from workflows.engine.walk import Walk, Work
@@ -150,6 +152,30 @@ class _Recorder:
             self._failed(step_id, iteration, error_details(exc, action), params)
         output = output if isinstance(output, dict) else {"value": output}
         self.record(step_id, iteration, status="succeeded", params=params, output=output)
+        return output
+
+    def wait(self, step_id: str, iteration: str, template: dict) -> dict:
+        """A test run does not wait: it records what the run would wait for and goes on."""
+        params = None
+        now = timezone.now()
+        try:
+            params = resolve(template, self.context)
+            at = resume_at(step_id, params, now)
+        except Exception as exc:
+            self._failed(step_id, iteration, error_details(exc), params)
+        if "seconds" in params:
+            would = f"would wait {params['seconds']} s"
+        else:
+            would = f"would wait until {at.isoformat()}"
+        output = {"resume_at": at.isoformat(), "resumed_at": max(at, now).isoformat()}
+        self.record(
+            step_id,
+            iteration,
+            status="succeeded",
+            params=params,
+            output=output,
+            note=f"Not waited: a real run {would}; the test run goes on at once.",
+        )
         return output
 
     def fail(self, step_id: str, iteration: str, details: dict) -> NoReturn:

@@ -27,6 +27,7 @@ from workflows.definition.model import (
     BranchStep,
     ConditionStep,
     Definition,
+    DelayStep,
     EventTrigger,
     ForeachStep,
     InputField,
@@ -55,6 +56,7 @@ _STEP_MODELS = {
     "condition": ConditionStep,
     "branch": BranchStep,
     "foreach": ForeachStep,
+    "delay": DelayStep,
 }
 _TRIGGER_MODELS = {"event": EventTrigger, "manual": ManualTrigger, "schedule": ScheduleTrigger}
 CONDITION_SHAPE = (

@@ -32,7 +32,7 @@ from workflows.engine.conditions import OPERATORS
 
 STEP_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 INPUT_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
-STEP_TYPES = ("action", "condition", "branch", "foreach")
+STEP_TYPES = ("action", "condition", "branch", "foreach", "delay")
 TRIGGER_TYPES = ("event", "manual", "schedule")
 ACCOUNT_SCOPES = ("platform", "connected", "all")
 MANUAL_INPUT_TYPES = ("string", "integer", "number", "boolean", "object", "list")
@@ -179,7 +179,25 @@ class ForeachStep(_Step):
     steps: list[Step] = Field(default_factory=list, description="Run once per item")
 
 
-Step = Annotated[ActionStep | ConditionStep | BranchStep | ForeachStep, Field(discriminator="type")]
+class DelayStep(_Step):
+    """Wait, holding no worker: `seconds` from when the step is reached, or `until` a time."""
+
+    type: Literal["delay"]
+    seconds: int = Field(
+        None,  # type: ignore[assignment]  # left out: the step waits `until` instead
+        description="Seconds to wait (a positive whole number); or give `until`",
+        json_schema_extra=_no_default,
+    )
+    until: str = Field(
+        None,  # type: ignore[assignment]  # left out: the step waits `seconds` instead
+        description="An ISO timestamp or a {{ reference }} to one; a time past resumes at once",
+        json_schema_extra=_no_default,
+    )
+
+
+Step = Annotated[
+    ActionStep | ConditionStep | BranchStep | ForeachStep | DelayStep, Field(discriminator="type")
+]
 
 
 # --- the definition --------------------------------------------------------------------------

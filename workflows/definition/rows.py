@@ -14,6 +14,7 @@ The canonical JSON form (docs/workflows.md has the full reference):
         | {"id", "type": "branch", "paths": [{"name", "when": tree | null, "steps": [...]}]}
         | {"id", "type": "foreach", "items": "{{ ref }}" or "action": key + "params": {...},
            "max_items": int (optional), "steps": [...]}
+        | {"id", "type": "delay", "seconds": int} | {"id", "type": "delay", "until": str}
       each with an optional "name".
 
 A canonical definition survives `definition_to_rows` + `version_definition` unchanged.
@@ -138,6 +139,8 @@ def rows_to_definition(version: WorkflowVersion) -> dict:
             if step.config.get("max_items") is not None:
                 data["max_items"] = step.config["max_items"]
             data["steps"] = [step_json(s) for s in by_loop[step.pk]]
+        elif step.type == Step.Type.DELAY:
+            data.update(step.config)  # "seconds" or "until"
         return data
 
     trigger: dict[str, Any] = {"type": version.trigger_type}
@@ -227,6 +230,8 @@ def _save_steps(
                 config["items"] = data.get("items")
             if data.get("max_items") is not None:
                 config["max_items"] = data["max_items"]
+        elif kind == Step.Type.DELAY:
+            config = {key: data[key] for key in ("seconds", "until") if key in data}
         step = Step.objects.create(
             version=version,
             step_id=data["id"],
@@ -324,6 +329,11 @@ def definition_to_json(definition: dict) -> dict:
             if data.get("max_items") is not None:
                 out["max_items"] = data["max_items"]
             out["steps"] = [step_json(s) for s in data.get("steps", [])]
+        elif data["type"] == "delay":
+            if "until" in data:
+                out["until"] = data.get("until")
+            else:
+                out["seconds"] = data.get("seconds")
         return out
 
     out: dict[str, Any] = {"name": definition.get("name", "")}

@@ -24,6 +24,7 @@ from workflows.definition import event_types, walk
 from workflows.definition.errors import shape_errors, type_name
 from workflows.definition.model import MANUAL_INPUT_TYPES, STEP_ID_PATTERN  # noqa: F401 (forms)
 from workflows.engine.conditions import UNARY_OPERATORS
+from workflows.engine.delays import parse_timestamp
 from workflows.engine.templating import TemplateError, is_single_reference, parse_path, references
 
 STEP_ID = re.compile(STEP_ID_PATTERN)
@@ -233,6 +234,8 @@ class _Validator:
             elif kind == "foreach":
                 self.check_foreach(step, field, here)
                 scopes[id(step)] = _Scope(here.visible_steps, in_loop=True)
+            elif kind == "delay":
+                self.check_delay(step, field, here)
             before.add(step["id"])
 
     def check_action_step(self, step: dict, field: str, scope: _Scope) -> None:
@@ -434,6 +437,34 @@ class _Validator:
                 'The else path ("when": null) must be the last path: paths after it could '
                 "never be chosen",
             )
+
+    def check_delay(self, step: dict, field: str, scope: _Scope) -> None:
+        """Exactly one of `seconds` (a positive whole number) and `until` (an ISO timestamp
+        or a {{ reference }} to one)."""
+        step_id = step["id"]
+        has_seconds, has_until = "seconds" in step, "until" in step
+        if has_seconds == has_until:
+            self.error(
+                step_id,
+                field,
+                "A delay step waits either 'seconds' (a positive whole number) or 'until' "
+                "(an ISO timestamp or a {{ reference }} to one), exactly one of them",
+            )
+        elif has_seconds:
+            value = step["seconds"]
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                self.error(step_id, f"{field}.seconds", "Must be a positive whole number")
+        else:
+            until = step["until"]
+            if isinstance(until, str) and "{{" in until:
+                self.check_references(until, step_id, f"{field}.until", scope)
+            elif not isinstance(until, str) or parse_timestamp(until) is None:
+                self.error(
+                    step_id,
+                    f"{field}.until",
+                    "Must be an ISO timestamp with a time zone (2026-12-24T09:00:00Z) or a "
+                    "{{ reference }} to one",
+                )
 
     def check_foreach(self, step: dict, field: str, scope: _Scope) -> None:
         step_id = step["id"]

@@ -57,6 +57,7 @@ from billing.provider import use_up_fault_after_rollback
 from workflows.actions.registry import Action, ActionContext, StepSkipped
 from workflows.definition.rows import shared_definition
 from workflows.engine import active_set
+from workflows.engine.delays import parse_timestamp, resume_at
 from workflows.engine.faults import fault_point
 from workflows.engine.leases import (
     lease_claim,
@@ -65,6 +66,7 @@ from workflows.engine.leases import (
     lease_finish,
     lease_held,
     lease_seconds,
+    lease_wait,
     worker_id,
 )
 from workflows.engine.retry import error_details, retry_delay, step_max_attempts
@@ -137,6 +139,9 @@ class _Execution:
         self, step_id: str, iteration: str, template: object, work: Work, action: Action | None
     ) -> dict:
         return _attempts(self, step_id, iteration, template, work, action)
+
+    def wait(self, step_id: str, iteration: str, template: dict) -> dict:
+        return _wait(self, step_id, iteration, template)
 
     def fail(self, step_id: str, iteration: str, details: dict) -> NoReturn:
         rec = _start_attempt(self, step_id, iteration)
@@ -304,6 +309,53 @@ def _attempts(
         if not inline:
             raise _Ended
         time.sleep(delay)
+
+
+def _wait(ex: _Execution, step_id: str, iteration: str, template: dict) -> dict:
+    """A delay step. Its resume time is computed when the step is first reached and kept in
+    its record (`output.resume_at`); until then the run is `waiting`, holding no worker and
+    no lease, and the record `pending` with `next_attempt_at` (what it waits for). Once due,
+    the claim takes the run again, the walk replays the steps before, and this marks the
+    delay succeeded and goes on. One transaction each way, fenced like any step's end."""
+    rec = _start_attempt(ex, step_id, iteration)
+    now = timezone.now()
+    params = None
+    try:
+        params = resolve(template, ex.context)
+        at = parse_timestamp((rec.output or {}).get("resume_at")) or resume_at(step_id, params, now)
+    except Exception as exc:  # an `until` that is no timestamp fails the step
+        _fail_step(ex, rec, error_details(exc), params)
+    if at <= now:
+        output = {"resume_at": at.isoformat(), "resumed_at": now.isoformat()}
+        row = _with(
+            rec,
+            status=StepRun.Status.SUCCEEDED,
+            params=params,
+            output=output,
+            error=None,
+            attempt_log=_attempt_ended(rec, StepRun.Status.SUCCEEDED, now),
+            finished_at=now,
+            next_attempt_at=None,
+        )
+        if records_write([row], fence=Fence(run_id=ex.run.pk, owner=ex.owner)) is None:
+            _note_cancel(ex, rec)
+            raise _Ended
+        _adopt(rec, row)
+        return output
+    row = _with(
+        rec,
+        status=StepRun.Status.PENDING,
+        params=params,
+        output={"waiting_for": "delay", "resume_at": at.isoformat()},
+        attempt_log=_attempt_ended(rec, StepRun.Status.PENDING, now),
+        next_attempt_at=at,
+    )
+    with _fenced_transaction(ex, rec):
+        if not lease_wait(run_id=ex.run.pk, owner=ex.owner, due=at, path=ex.path):
+            raise _Fenced
+        _write(ex, row)
+    _written(ex, rec, row)
+    raise _Ended
 
 
 def _start_attempt(ex: _Execution, step_id: str, iteration: str) -> StepRun:

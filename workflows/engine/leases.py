@@ -57,6 +57,7 @@ def lease_fence(
 # Giving the run back until a retry is due, and ending it, are the store's transitions as they
 # are: they change nothing unless the lease is still ours.
 lease_defer = run_rows.run_defer
+lease_wait = run_rows.run_wait
 lease_finish = run_rows.run_finish
 
 

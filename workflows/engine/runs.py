@@ -276,7 +276,8 @@ def run_restart_preview(*, run: Run, mode: str = RestartMode.FROM_FAILED_STEP) -
 
 
 def run_cancel(*, run: Run, user: Any = None, by: str = "") -> Run:
-    """Cancel a pending or running run; a running executor stops before its next step.
+    """Cancel a pending, running or waiting run; a running executor stops before its next
+    step, a waiting run is never claimed again.
 
     The lease owner's name stays: the worker may still record the end of the step it is in
     (workflows/engine/store/steps.py), whose effects may already be out.
@@ -287,7 +288,7 @@ def run_cancel(*, run: Run, user: Any = None, by: str = "") -> Run:
         if not run_mark_canceled(run_id=run.pk, stop_reason=f"Canceled by {who}."):
             raise WorkflowStateError(
                 f"Run {run.pk} is {Run.objects.get(pk=run.pk).status}; "
-                "only pending or running runs can be canceled."
+                "only pending or running runs can be canceled, and waiting ones."
             )
     run.refresh_from_db()
     return run

@@ -4,7 +4,8 @@ The database says what still needs work, so the sweep can run anywhere, any numb
 * events committed more than `EVENT_GRACE` ago and still undispatched are dispatched (the
   after-commit hand-off was lost, e.g. the process died right after the commit);
 * pending runs older than `RUN_GRACE` (their queue message was lost, e.g. Redis restarted),
-  pending runs whose retry is due, and running runs whose lease expired are enqueued again.
+  pending runs whose retry is due, waiting runs whose delay is over, and running runs whose
+  lease expired are enqueued again.
   A duplicate message is harmless: only one worker can claim the run;
 * successful django-q task results older than `KEEP_RESULTS` are pruned (`save_limit = 0`
   keeps every result, because pruning on each result cost 4-5x throughput).
@@ -39,9 +40,15 @@ def sweep() -> dict:
     )
     for event_id in event_ids:
         event_dispatch(event_id=event_id)
-    stuck = Q(status=Run.Status.RUNNING, lease_expires_at__lt=now) | Q(
-        status=Run.Status.PENDING
-    ) & (Q(next_attempt_at__isnull=True, created__lt=now - RUN_GRACE) | Q(next_attempt_at__lte=now))
+    stuck = (
+        Q(status=Run.Status.RUNNING, lease_expires_at__lt=now)
+        | Q(status=Run.Status.PENDING)
+        & (
+            Q(next_attempt_at__isnull=True, created__lt=now - RUN_GRACE)
+            | Q(next_attempt_at__lte=now)
+        )
+        | Q(status=Run.Status.WAITING, next_attempt_at__lte=now)
+    )
     run_ids = list(Run.objects.filter(stuck).order_by("pk").values_list("pk", flat=True)[:BATCH])
     with transaction.atomic():
         for run_id in run_ids:

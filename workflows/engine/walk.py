@@ -12,7 +12,7 @@ policies drive it:
 So a test run and a real run of the same definition and trigger cannot drift: they take the
 same path, make the same decisions and stop at the same step with the same error.
 
-The walk asks its policy through five methods (`Policy`). An action's work (`Work`) is handed
+The walk asks its policy through six methods (`Policy`). An action's work (`Work`) is handed
 to the policy, which resolves the step's params in the context and calls the work when and
 how it decides (in a fenced transaction, in a savepoint, retried, or not at all).
 """
@@ -52,6 +52,11 @@ class Policy(Protocol):
         """Resolve `template` in the context and do `work` with it; returns the output or
         ends the walk (a failure, by calling `fail`, or the run handed back for later)."""
 
+    def wait(self, step_id: str, iteration: str, template: dict) -> Any:
+        """A delay step: resolve `template` ({"seconds"} or {"until"}) and wait until then
+        (the executor gives the run back as `waiting`; a test run records it and goes on);
+        returns the step's output once the time has come."""
+
     def fail(self, step_id: str, iteration: str, details: dict) -> NoReturn:
         """The step cannot run (unknown action or step type, a condition that cannot be
         evaluated): record the failure and end the walk."""
@@ -89,6 +94,8 @@ class Walk:
                 self._branch(step, iteration)
             elif kind == "foreach":
                 self._foreach(step, iteration)
+            elif kind == "delay":
+                self._delay(step, iteration)
             else:
                 details = {"type": "definition_error", "message": f"Unknown step type {kind!r}."}
                 self.policy.fail(step["id"], iteration, details)
@@ -158,6 +165,15 @@ class Walk:
         self._set_output(step_id, {"index": index, "path": name})
         if chosen is not None:
             self.steps(chosen.get("steps") or [], iteration)
+
+    def _delay(self, step: dict, iteration: str) -> None:
+        step_id = step["id"]
+        done = self.policy.replayed(step_id, iteration)
+        if done is not None:
+            self._set_output(step_id, done.output)
+            return
+        template = {key: step[key] for key in ("seconds", "until") if key in step}
+        self._set_output(step_id, self.policy.wait(step_id, iteration, template))
 
     def _foreach(self, step: dict, iteration: str) -> None:
         step_id = step["id"]

@@ -17,13 +17,14 @@ from billing.models import Environment
 from workflows.models import Run
 
 DAYS = 30
-STATUS_ORDER = ["succeeded", "failed", "resolved", "canceled", "running", "pending"]
+STATUS_ORDER = ["succeeded", "failed", "resolved", "canceled", "running", "waiting", "pending"]
 STATUS_COLOURS = {
     "succeeded": "#2e7d32",
     "failed": "#c62828",
     "resolved": "#6a1b9a",  # failed, then closed by an operator without a restart
     "canceled": "#757575",
     "running": "#1565c0",
+    "waiting": "#00838f",
     "pending": "#f9a825",
 }
 

@@ -63,7 +63,8 @@ class Claim:
 
 
 def _claim_sql(db) -> str:
-    """Take a pending run that is due, or a running run whose lease expired."""
+    """Take a pending run that is due, a waiting run that is due (a delay over), or a running
+    run whose lease expired."""
     c = {
         name: column(Run, name, db=db)
         for name in (
@@ -81,6 +82,7 @@ def _claim_sql(db) -> str:
         {c["next_attempt_at"]} = NULL, {c["started_at"]} = COALESCE({c["started_at"]}, %s)
     WHERE {c["pk"]} = %s AND (
         ({c["status"]} = %s AND ({c["next_attempt_at"]} IS NULL OR {c["next_attempt_at"]} <= %s))
+        OR ({c["status"]} = %s AND {c["next_attempt_at"]} <= %s)
         OR ({c["status"]} = %s AND {c["lease_expires_at"]} < %s)
     )"""
 
@@ -125,7 +127,7 @@ def run_claim(*, run_id: int, owner: str, expires: datetime) -> Claim | None:
     now = timezone.now()
     Status = Run.Status
     params = [Status.RUNNING, owner, at(expires), at(now), run_id]
-    params += [Status.PENDING, at(now), Status.RUNNING, at(now)]
+    params += [Status.PENDING, at(now), Status.WAITING, at(now), Status.RUNNING, at(now)]
     if dialect.is_postgres(db):
         no_wait = commit_without_waiting(db, durable=False)
         sql = named(
@@ -193,6 +195,23 @@ def run_defer(*, run_id: int, owner: str, due: datetime, path: list) -> bool:
             Run,
             where=_held(run_id, owner),
             status=Run.Status.PENDING,
+            lease_owner="",
+            lease_expires_at=None,
+            next_attempt_at=due,
+            path=path,
+        )
+        == 1
+    )
+
+
+def run_wait(*, run_id: int, owner: str, due: datetime | None, path: list) -> bool:
+    """running -> waiting: give the run back, holding no worker and no lease, until `due`
+    (a delay step; None: until someone decides). The claim takes it again when due."""
+    return (
+        update_where(
+            Run,
+            where=_held(run_id, owner),
+            status=Run.Status.WAITING,
             lease_owner="",
             lease_expires_at=None,
             next_attempt_at=due,
@@ -277,12 +296,13 @@ def run_mark_resolved(*, run_id: int) -> bool:
 
 
 def run_mark_canceled(*, run_id: int, stop_reason: str) -> bool:
-    """pending or running -> canceled. The lease owner's name stays: the worker may still
+    """pending, running or waiting -> canceled. The lease owner's name stays: the worker may still
     record the end of the step it is in, whose effects may already be out (`steps.py`)."""
     with store_writes():
         return (
             Run.objects.filter(
-                pk=run_id, status__in=[Run.Status.PENDING, Run.Status.RUNNING]
+                pk=run_id,
+                status__in=[Run.Status.PENDING, Run.Status.RUNNING, Run.Status.WAITING],
             ).update(
                 status=Run.Status.CANCELED,
                 stop_reason=stop_reason,
