@@ -30,6 +30,7 @@ TYPE_WORDS = {
     "condition": "Condition",
     "branch": "Branch",
     "foreach": "Loop",
+    "delay": "Delay",
 }
 
 
@@ -158,6 +159,16 @@ def action_words(action_key: str, params: Any) -> tuple[str, str]:
     return label, _clip(summary)
 
 
+def _duration_words(seconds: object) -> str:
+    if not isinstance(seconds, int) or isinstance(seconds, bool) or seconds < 1:
+        return "…"
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds} second{'s' if seconds != 1 else ''}"
+
+
 def step_words(step: dict) -> tuple[str, str]:
     kind = step.get("type")
     if kind == "action":
@@ -178,6 +189,12 @@ def step_words(step: dict) -> tuple[str, str]:
             source = str(step.get("items") or "…")
         cap = f" (at most {step['max_items']})" if step.get("max_items") else ""
         summary = f"For each item of {source}{cap}"
+    elif kind == "delay":
+        title = "Wait"
+        if "until" in step:
+            summary = f"Wait until {step.get('until') or '…'}"
+        else:
+            summary = f"Wait {_duration_words(step.get('seconds'))}"
     else:
         title, summary = str(kind), str(kind)
     if step.get("name"):

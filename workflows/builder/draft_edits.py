@@ -158,7 +158,7 @@ def draft_step_insert(
 
 @transaction.atomic
 def draft_step_update(*, workflow: Workflow, step: dict, user: Any = None) -> None:
-    """Replace the settings of an action, condition or loop step (same id, same type).
+    """Replace the settings of an action, condition, loop or delay step (same id, same type).
 
     A loop's body and a branch's paths are not touched here: branches change through
     `workflow_update` (their paths are structure)."""
@@ -195,6 +195,8 @@ def draft_step_update(*, workflow: Workflow, step: dict, user: Any = None) -> No
         if step.get("max_items") is not None:
             config["max_items"] = step["max_items"]
         changes["config"] = config
+    elif row.type == Step.Type.DELAY:
+        changes["config"] = {key: step[key] for key in ("seconds", "until") if key in step}
     Step.objects.filter(pk=row.pk).update(**changes)
     if row.type == Step.Type.CONDITION:
         Condition.objects.filter(version=draft, step=row).delete()

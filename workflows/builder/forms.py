@@ -790,11 +790,42 @@ class ForeachStepForm(StepForm):
         return step
 
 
+class DelayStepForm(StepForm):
+    """Wait a number of seconds, or until a time: `until` when it is filled in."""
+
+    seconds = forms.IntegerField(
+        required=False,
+        label="Wait this many seconds",
+        help_text="E.g. 259200 for three days; the run holds no worker while it waits.",
+    )
+    until = forms.CharField(
+        required=False,
+        label="Or wait until",
+        help_text="An ISO timestamp (2026-12-24T09:00:00Z) or a {{ reference }} to one; "
+        "a time already past goes on at once. Leave empty to wait the seconds above.",
+        widget=widgets.TextInput(attrs={"class": "wf-input", "data-picker": "1"}),
+    )
+
+    def __init__(self, *args: Any, step: dict, **kwargs: Any) -> None:
+        super().__init__(*args, step=step, **kwargs)
+        self.initial.update(seconds=step.get("seconds"), until=step.get("until") or "")
+
+    def to_step(self) -> dict:
+        step = super().to_step()
+        until = (self.cleaned_data.get("until") or "").strip()
+        if until:
+            step["until"] = until
+        elif self.cleaned_data.get("seconds") is not None:
+            step["seconds"] = self.cleaned_data["seconds"]
+        return step
+
+
 STEP_FORMS: dict[str, type[StepForm]] = {
     "action": ActionStepForm,
     "condition": ConditionStepForm,
     "branch": BranchStepForm,
     "foreach": ForeachStepForm,
+    "delay": DelayStepForm,
 }
 
 
@@ -828,6 +859,8 @@ def new_step(kind: str, action_key: str = "") -> dict:
         }
     if kind == "foreach":
         return {"id": "loop", "type": "foreach", "items": "", "steps": []}
+    if kind == "delay":
+        return {"id": "wait", "type": "delay", "seconds": 3600}
     raise ValueError(f"Unknown step type {kind!r}")
 
 
@@ -838,6 +871,7 @@ class AddStepForm(forms.Form):
             ("condition", "Condition"),
             ("branch", "Branch"),
             ("foreach", "Loop"),
+            ("delay", "Delay"),
         ]
     )
     action = forms.ChoiceField(required=False)
