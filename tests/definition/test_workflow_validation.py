@@ -104,7 +104,9 @@ def test_it_rejects_duplicate_step_ids_also_across_nesting():
 def test_it_rejects_an_unknown_step_type():
     error = only_error(event_workflow({"id": "a", "type": "wait"}))
     assert (error.step_id, error.field) == ("a", "steps[0].type")
-    assert error.message == "Unknown step type 'wait': use action, condition, branch, foreach"
+    assert error.message == (
+        "Unknown step type 'wait': use action, condition, branch, foreach, delay"
+    )
 
 
 def test_it_rejects_unknown_step_keys():

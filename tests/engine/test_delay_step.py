@@ -194,6 +194,8 @@ def test_a_waiting_run_can_be_canceled_and_is_never_resumed(live, alice):
     assert sweep()["runs"] == 0
     assert run_execute(run_id=run.pk) == "not_claimed"
     assert not StepRun.objects.filter(run=run, step_id="second").exists()
+    wait = StepRun.objects.get(run=run, step_id="wait")
+    assert (wait.status, wait.next_attempt_at) == (StepRun.Status.CANCELED, None)
     customer.refresh_from_db()
     assert "second" not in customer.metadata
 

@@ -35,7 +35,7 @@ from workflows.engine.store.statements import (
     update_where,
     width,
 )
-from workflows.models import Run, WorkflowVersion
+from workflows.models import Run, StepRun, WorkflowVersion
 
 # --- create ---------------------------------------------------------------------------------
 
@@ -297,21 +297,28 @@ def run_mark_resolved(*, run_id: int) -> bool:
 
 def run_mark_canceled(*, run_id: int, stop_reason: str) -> bool:
     """pending, running or waiting -> canceled. The lease owner's name stays: the worker may still
-    record the end of the step it is in, whose effects may already be out (`steps.py`)."""
+    record the end of the step it is in, whose effects may already be out (`steps.py`). The
+    step a waiting run waited on is canceled with it. Call it inside a transaction."""
+    now = timezone.now()
     with store_writes():
-        return (
+        canceled = (
             Run.objects.filter(
                 pk=run_id,
                 status__in=[Run.Status.PENDING, Run.Status.RUNNING, Run.Status.WAITING],
             ).update(
                 status=Run.Status.CANCELED,
                 stop_reason=stop_reason,
-                finished_at=timezone.now(),
+                finished_at=now,
                 lease_expires_at=None,
                 next_attempt_at=None,
             )
             == 1
         )
+        if canceled:
+            StepRun.objects.filter(
+                run_id=run_id, status=StepRun.Status.PENDING, output__has_key="waiting_for"
+            ).update(status=StepRun.Status.CANCELED, next_attempt_at=None, finished_at=now)
+        return canceled
 
 
 # --- retention --------------------------------------------------------------------------------
