@@ -129,7 +129,7 @@ def test_it_cancels_a_pending_run(live, tagging):
     assert body["stop_reason"]
     again = api.post(f"/runs/{run.pk}/cancel")
     assert again.status_code == 400
-    assert "only pending or running runs can be canceled" in error_of(again)["message"]
+    assert "only pending, running or waiting runs can be canceled" in error_of(again)["message"]
 
 
 @pytest.mark.parametrize("role", ["viewer", "support"])
@@ -338,7 +338,7 @@ def test_a_run_in_the_wrong_state_answers_the_error_envelope_and_writes_no_audit
     assert restart.status_code == cancel_again.status_code == 400
     assert error_of(restart)["type"] == "invalid_request_error"
     assert "only failed runs restart" in error_of(restart)["message"]
-    assert "only pending or running runs" in error_of(cancel_again)["message"]
+    assert "only pending, running or waiting runs" in error_of(cancel_again)["message"]
     # Only the one cancel that happened is in the log.
     assert list(RunAudit.objects.values_list("action", flat=True)) == [RunAudit.Action.CANCEL]
 

@@ -103,7 +103,7 @@ def test_selected_rows_that_cannot_be_canceled_are_skipped_with_the_reason(
     expect(page.locator("#batch-done")).to_have_text("1")
     expect(page.locator("#batch-skipped")).to_have_text("1")
     expect(page.locator("#batch-reasons")).to_contain_text(
-        "1 × failed: only pending or running runs can be canceled"
+        "1 × failed: only pending, running or waiting runs can be canceled"
     )
     expect(page.locator(f"#run-row-{pending.pk} .bf-badge")).to_have_text("canceled")
     expect(page.locator(f"#run-row-{failed.pk} .bf-badge")).to_have_text("failed")

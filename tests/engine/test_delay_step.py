@@ -168,6 +168,22 @@ def test_a_run_waits_holding_no_lease_and_resumes_when_due(live, alice, client, 
     assert customer.metadata["second"] == steps["wait"].output["resume_at"]
 
 
+def test_waking_from_a_delay_is_not_held_to_the_attempt_limit(live, alice, settings):
+    settings.BILLFLOW = {**settings.BILLFLOW, "STEP_MAX_ATTEMPTS": 1}
+    run, customer = start(live, alice, {"seconds": 3600})
+    assert run_execute(run_id=run.pk) == Run.Status.WAITING
+    wait = StepRun.objects.get(run=run, step_id="wait")
+    due = timezone.now() - timedelta(seconds=1)
+    force_rows(Run.objects.filter(pk=run.pk)).update(next_attempt_at=due)
+    force_rows(StepRun.objects.filter(pk=wait.pk)).update(
+        next_attempt_at=due, output={"waiting_for": "delay", "resume_at": due.isoformat()}
+    )
+
+    assert run_execute(run_id=run.pk) == Run.Status.SUCCEEDED
+    wait.refresh_from_db()
+    assert (wait.status, wait.attempts) == (StepRun.Status.SUCCEEDED, 2)
+
+
 def test_an_until_in_the_past_resumes_at_once(live, alice):
     run, customer = start(live, alice, {"until": "2020-01-01T00:00:00Z"})
     assert run_execute(run_id=run.pk) == Run.Status.SUCCEEDED

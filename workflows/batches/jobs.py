@@ -233,7 +233,7 @@ def _reason(exc: WorkflowStateError, run: Run) -> str:
     status = Run.objects.filter(pk=run.pk).values_list("status", flat=True).first()
     if exc.message.rstrip(".").endswith("only failed runs restart"):
         return f"{status}: only failed runs restart"
-    return f"{status}: only pending or running runs can be canceled"
+    return f"{status}: only pending, running or waiting runs can be canceled"
 
 
 def _heartbeat(batch: RunBatch, on_progress: Callable[[RunBatch], None] | None) -> None:

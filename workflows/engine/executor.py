@@ -316,8 +316,13 @@ def _wait(ex: _Execution, step_id: str, iteration: str, template: dict) -> dict:
     its record (`output.resume_at`); until then the run is `waiting`, holding no worker and
     no lease, and the record `pending` with `next_attempt_at` (what it waits for). Once due,
     the claim takes the run again, the walk replays the steps before, and this marks the
-    delay succeeded and goes on. One transaction each way, fenced like any step's end."""
-    rec = _start_attempt(ex, step_id, iteration)
+    delay succeeded and goes on. One transaction each way, fenced like any step's end.
+
+    Waking is not a retry: a delay that waited ends its attempt properly, so its wake-ups
+    are not held to `STEP_MAX_ATTEMPTS` (which stops steps that kill their worker)."""
+    earlier = ex.records.get((step_id, iteration))
+    waking = earlier is not None and (earlier.output or {}).get("waiting_for") == "delay"
+    rec = _start_attempt(ex, step_id, iteration, capped=not waking)
     now = timezone.now()
     params = None
     try:
@@ -358,7 +363,7 @@ def _wait(ex: _Execution, step_id: str, iteration: str, template: dict) -> dict:
     raise _Ended
 
 
-def _start_attempt(ex: _Execution, step_id: str, iteration: str) -> StepRun:
+def _start_attempt(ex: _Execution, step_id: str, iteration: str, *, capped: bool = True) -> StepRun:
     """Count a started attempt, committed before the step's work begins (or give up).
 
     One autocommit statement writes the record (with any decisions waiting to be written),
@@ -367,7 +372,7 @@ def _start_attempt(ex: _Execution, step_id: str, iteration: str) -> StepRun:
     step's events are matched against (`active_set`).
     """
     rec = ex.records.get((step_id, iteration))
-    if rec is not None and rec.attempts >= step_max_attempts():
+    if capped and rec is not None and rec.attempts >= step_max_attempts():
         message = (
             f"Step '{step_id}' was started {rec.attempts} times without finishing "
             "(its worker stopped each time); giving up."

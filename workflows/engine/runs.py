@@ -288,7 +288,7 @@ def run_cancel(*, run: Run, user: Any = None, by: str = "") -> Run:
         if not run_mark_canceled(run_id=run.pk, stop_reason=f"Canceled by {who}."):
             raise WorkflowStateError(
                 f"Run {run.pk} is {Run.objects.get(pk=run.pk).status}; "
-                "only pending or running runs can be canceled, and waiting ones."
+                "only pending, running or waiting runs can be canceled."
             )
     run.refresh_from_db()
     return run
