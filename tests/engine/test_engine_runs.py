@@ -192,5 +192,5 @@ def test_it_cancels_pending_runs_and_not_finished_ones(live, alice, mona):
     assert run.status == Run.Status.CANCELED
     assert run.stop_reason == "Canceled by mona."
     assert run_execute(run_id=run.pk) == "not_claimed"
-    with pytest.raises(WorkflowStateError, match="only pending or running"):
+    with pytest.raises(WorkflowStateError, match="only pending, running or waiting runs can be"):
         run_cancel(run=run, user=mona)

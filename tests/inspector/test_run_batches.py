@@ -200,7 +200,8 @@ def test_a_filter_wide_cancel_touches_only_pending_and_running_runs(
         {"action": "cancel", "scope": "filter", "mode": "from_start"},
         HTTP_HX_REQUEST="true",
     )
-    assert '<strong id="bulk-total">2</strong> pending or running runs' in confirm.content.decode()
+    total = '<strong id="bulk-total">2</strong> pending, running or waiting runs'
+    assert total in confirm.content.decode()
     client.post(
         reverse("runs:batch_start"),
         {"action": "cancel", "scope": "filter", "confirmed": "1"},
