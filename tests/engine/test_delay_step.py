@@ -85,6 +85,14 @@ def test_seconds_must_be_a_positive_whole_number(seconds):
     ]
 
 
+@pytest.mark.parametrize("seconds", [366 * 24 * 3600 + 1, 10**30])
+def test_seconds_past_366_days_are_refused_naming_the_field(seconds):
+    assert errors_of({"seconds": seconds}) == [
+        ("steps[1].seconds", "Must be at most 31,622,400 (366 days); wait longer with `until`")
+    ]
+    assert errors_of({"seconds": 366 * 24 * 3600}) == []
+
+
 def test_seconds_of_the_wrong_type_name_the_field():
     (field, _message), *_ = errors_of({"seconds": "30"})
     assert field == "steps[1].seconds"

@@ -39,6 +39,9 @@ MAX_CONDITION_DEPTH = 5
 MAX_DEFINITION_DEPTH = 32
 # RFC 5321: an address is at most 254 characters; checking first keeps EMAIL's backtracking short.
 MAX_EMAIL_LENGTH = 254
+# A delay in seconds waits at most 366 days (a dunning flow's longest wait with room to spare);
+# a later time is given with `until`. Bounded so the resume time is always a date.
+MAX_DELAY_SECONDS = 366 * 24 * 3600
 # InputField.object_type -> the billing model whose ids it takes.
 OBJECT_MODELS = {
     "customer": "Customer",
@@ -454,6 +457,12 @@ class _Validator:
             value = step["seconds"]
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 self.error(step_id, f"{field}.seconds", "Must be a positive whole number")
+            elif value > MAX_DELAY_SECONDS:
+                self.error(
+                    step_id,
+                    f"{field}.seconds",
+                    f"Must be at most {MAX_DELAY_SECONDS:,} (366 days); wait longer with `until`",
+                )
         else:
             until = step["until"]
             if isinstance(until, str) and "{{" in until:
