@@ -29,7 +29,7 @@ from workflows.batches.jobs import APPLIES_TO, batch_create
 from workflows.batches.selection import check_action, check_run_ids
 from workflows.inspector.audit import runs_restart_bulk_preview
 from workflows.inspector.selectors import RunFilters, runs_by_ids, runs_filtered
-from workflows.inspector.views import _rows
+from workflows.inspector.views import list_rows
 from workflows.models import RestartMode, RunBatch, RunBatchItem
 
 # Rows changed this long before the last poll are sent again: an item committed just after a
@@ -117,7 +117,7 @@ def runs_batch_progress(request: HttpRequest, batch_id: int) -> HttpResponse:
             batch=batch, run_id__in=shown, applied_at__gte=since - POLL_OVERLAP
         ).values_list("run_id", flat=True)
     )
-    rows = _rows(runs_by_ids(environment=request.environment, ids=changed)) if changed else []
+    rows = list_rows(runs_by_ids(environment=request.environment, ids=changed)) if changed else []
     context = {
         **batch_context(batch),
         "rows": rows,

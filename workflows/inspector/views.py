@@ -73,8 +73,9 @@ def _page(request: HttpRequest, template: str, partial: str, context: dict) -> H
 # --- runs list --------------------------------------------------------------------------------
 
 
-def _rows(runs: list[Run]) -> list[Run]:
-    """Display values made once in Python: a page of 50 rows stays cheap to render."""
+def list_rows(runs: list[Run]) -> list[Run]:
+    """The runs list's rows (the list, a polled row, a batch's live rows): display values made
+    once in Python, so a page of 50 rows stays cheap to render."""
     base = reverse("runs:list")
     for run in runs:
         run.url = f"{base}{run.pk}/"
@@ -94,7 +95,7 @@ def runs_list(request: HttpRequest) -> HttpResponse:
         filters=filters,
         cursor=request.GET.get("after", ""),
     )
-    _rows(page.runs)
+    list_rows(page.runs)
     query = filters.as_query()
     context = _context(
         request,
@@ -125,7 +126,7 @@ def _batch_shown(request: HttpRequest) -> RunBatch | None:
 def run_row(request: HttpRequest, run_id: int) -> HttpResponse:
     """One row of the list: running rows poll this until they end (live refresh)."""
     run = run_for(request, run_id)
-    context = {"run": _rows([run])[0], "can_manage": can(request.user, "runs.manage")}
+    context = {"run": list_rows([run])[0], "can_manage": can(request.user, "runs.manage")}
     return render(request, "workflows/runs/list.html#row", context)
 
 
