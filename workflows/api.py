@@ -11,7 +11,6 @@ docs/api-workflows.md shows the requests and answers.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
 from django.db.models import QuerySet
@@ -24,6 +23,7 @@ from billing.api_support.auth import KeyAuth
 from billing.api_support.idempotency import idempotent
 from billing.api_support.lists import CreatedFilters, filter_created, paginate
 from billing.errors import InvalidRequestError, NotFoundError
+from billing.snapshots import unix
 from workflows import services
 from workflows.definition.model import definition_schema, written_out_models
 from workflows.definition.validation import DefinitionInvalid, ValidationError
@@ -308,10 +308,6 @@ class RunFilters(Schema):
 # --- rendering ---------------------------------------------------------------------------------
 
 
-def _unix(value: datetime | None) -> int | None:
-    return int(value.timestamp()) if value is not None else None
-
-
 def workflow_json(workflow: Workflow) -> dict:
     """The JSON form (the draft when there is one) plus id, status and version."""
     published = workflow.published_version
@@ -322,8 +318,8 @@ def workflow_json(workflow: Workflow) -> dict:
         "version": published.number if published is not None else None,
         "has_draft": workflow.draft_version_id is not None,
         "kind": workflow.kind,
-        "created": _unix(workflow.created),
-        "updated": _unix(workflow.updated),
+        "created": unix(workflow.created),
+        "updated": unix(workflow.updated),
         **services.workflow_definition(workflow),
     }
 
@@ -341,9 +337,9 @@ def step_json(rec: StepRun) -> dict:
         "branch": rec.branch_chosen or None,
         "changed_objects": rec.changed_objects,
         "attempt_log": rec.attempt_log,
-        "started_at": _unix(rec.started_at),
-        "finished_at": _unix(rec.finished_at),
-        "next_attempt_at": _unix(rec.next_attempt_at),
+        "started_at": unix(rec.started_at),
+        "finished_at": unix(rec.finished_at),
+        "next_attempt_at": unix(rec.next_attempt_at),
     }
 
 
@@ -363,9 +359,9 @@ def run_json(run: Run, *, steps: bool = False) -> dict:
         "path": run.path,
         "dry_run": run.dry_run,
         "restart_count": run.restart_count,
-        "created": _unix(run.created),
-        "started_at": _unix(run.started_at),
-        "finished_at": _unix(run.finished_at),
+        "created": unix(run.created),
+        "started_at": unix(run.started_at),
+        "finished_at": unix(run.finished_at),
     }
     if steps:
         body["steps"] = [step_json(rec) for rec in run.step_runs.order_by("id")]
@@ -378,7 +374,7 @@ def _waiting_json(run: Run) -> dict | None:
     waiting = waiting_on(run)
     if waiting is None:
         return None
-    return {**waiting, "resume_at": _unix(waiting["resume_at"])}
+    return {**waiting, "resume_at": unix(waiting["resume_at"])}
 
 
 def note_json(note: RunNote) -> dict:
@@ -388,7 +384,7 @@ def note_json(note: RunNote) -> dict:
         "kind": note.kind,
         "body": note.body,
         "author": note.actor,
-        "created": _unix(note.created),
+        "created": unix(note.created),
     }
 
 

@@ -18,6 +18,7 @@ from billing.api_schemas import Out
 from billing.api_support.auth import KeyAuth
 from billing.api_support.idempotency import idempotent
 from billing.errors import InvalidRequestError, NotFoundError
+from billing.snapshots import unix
 from workflows.batches.jobs import batch_create
 from workflows.batches.selection import check_action, check_api_filter, check_run_ids
 from workflows.models import RunBatch
@@ -78,9 +79,6 @@ class RunBatchOut(Out):
 
 
 def run_batch_json(batch: RunBatch) -> dict:
-    def unix(value: Any) -> int | None:
-        return int(value.timestamp()) if value is not None else None
-
     return {
         "id": batch.pk,
         "object": "run_batch",

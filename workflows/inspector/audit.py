@@ -99,10 +99,14 @@ def run_note_add(
 ) -> RunNote:
     """A note on `run` (any status) by a back-office `user` or an API key. An empty note is
     refused, naming `param` (the form's or the API's field)."""
+    return _note_create(run, RunNote.Kind.NOTE, _note_body(body, param), user, api_key)
+
+
+def _note_create(run: Run, kind: str, body: str, user: Any, api_key: ApiKey | None) -> RunNote:
     return RunNote.objects.create(
         run=run,
-        kind=RunNote.Kind.NOTE,
-        body=_note_body(body, param),
+        kind=kind,
+        body=body,
         user=user if getattr(user, "pk", None) else None,
         api_key=api_key,
     )
@@ -116,13 +120,7 @@ def run_resolve_audited(
     body = _note_body(note, param)
     with transaction.atomic():
         resolved = run_resolve(run=run)
-        RunNote.objects.create(
-            run=resolved,
-            kind=RunNote.Kind.RESOLUTION,
-            body=body,
-            user=user if getattr(user, "pk", None) else None,
-            api_key=api_key,
-        )
+        _note_create(resolved, RunNote.Kind.RESOLUTION, body, user, api_key)
         run_audit_record(
             run=resolved, action=RunAudit.Action.RESOLVE, user=user, api_key=api_key, note=body
         )
