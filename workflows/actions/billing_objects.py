@@ -253,6 +253,26 @@ def _refund_create(ctx: ActionContext, params: dict) -> dict:
     return after
 
 
+def _refund_money(ctx: ActionContext, params: dict) -> list[tuple[str, int]]:
+    """What a refund would move: the amount asked for, or what is left of the payment."""
+    if params.get("charge"):
+        charge = _fetch(ctx, m.Charge, params["charge"], "charge")
+    else:
+        intent = _fetch(ctx, m.PaymentIntent, params.get("payment_intent"), "payment_intent")
+        charge = intent.latest_charge
+        if charge is None:
+            return []
+    amount = params.get("amount")
+    if not isinstance(amount, int) or isinstance(amount, bool):
+        amount = charge.amount - charge.amount_refunded
+    return [(charge.currency, amount)]
+
+
+def _invoice_payment_money(ctx: ActionContext, params: dict) -> list[tuple[str, int]]:
+    invoice = _fetch(ctx, m.Invoice, params.get("invoice"), "invoice")
+    return [(invoice.currency, invoice.amount_remaining)]
+
+
 # --- list sources -----------------------------------------------------------------------------
 
 
@@ -451,6 +471,7 @@ ACTIONS = (
         ),
         output=OBJECT_SAMPLES["invoice"],
         execute=_verb(m.Invoice, "invoice", "invoice_pay", ("payment_method",)),
+        moves_money=_invoice_payment_money,
     ),
     Action(
         key="payment_intents.retrieve",
@@ -502,6 +523,7 @@ ACTIONS = (
         ),
         output=OBJECT_SAMPLES["refund"],
         execute=_refund_create,
+        moves_money=_refund_money,
         validate_params=lambda params: (
             []
             if params.get("charge") or params.get("payment_intent")

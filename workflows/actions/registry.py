@@ -120,6 +120,11 @@ class Action:
     # Extra save-time checks: (params) -> [(param name, message)]; literal values only.
     validate_params: Callable[[dict], list[tuple[str, str]]] | None = None
     group: str = ""
+    # Declared by actions that move money (refunds, credits, payments): the money the step
+    # would move with these resolved params, read before its effect and writing nothing:
+    # [(currency, amount in the minor unit)]. Money guardrails check it before the effect;
+    # a backtest adds it up per step. See docs/custom-actions.md.
+    moves_money: Callable[[ActionContext, dict], list[tuple[str, int]]] | None = None
 
     def input(self, name: str) -> InputField | None:
         return next((f for f in self.inputs if f.name == name), None)
