@@ -48,6 +48,8 @@ CAPABILITIES: dict[str, Role] = {
     "billing.manage": Role.ACCOUNT_MANAGER,
     "workflows.manage": Role.ACCOUNT_MANAGER,
     "runs.manage": Role.ACCOUNT_MANAGER,
+    # Decide an approval step (the approvers named by the step, at this role or above).
+    "runs.approve": Role.ACCOUNT_MANAGER,
     "system_workflows.configure": Role.ACCOUNT_MANAGER,
     "environments.manage": Role.DEVELOPER,
     "api_keys.manage": Role.DEVELOPER,

@@ -27,9 +27,11 @@ from billing.snapshots import unix
 from workflows import services
 from workflows.definition.model import definition_schema, written_out_models
 from workflows.definition.validation import DefinitionInvalid, ValidationError
+from workflows.engine.approvals import ApprovalError
 from workflows.engine.delays import waiting_on
 from workflows.inspector.audit import (
     run_cancel_audited,
+    run_decide_audited,
     run_note_add,
     run_resolve_audited,
     run_restart_audited,
@@ -42,6 +44,7 @@ WORKFLOWS_MANAGE = KeyAuth("workflows.manage")
 RUNS_VIEW = KeyAuth("runs.view")
 RUNS_MANAGE = KeyAuth("runs.manage")
 RUNS_NOTE = KeyAuth("runs.note")
+RUNS_APPROVE = KeyAuth("runs.approve")
 
 router = Router(tags=["workflows"])
 
@@ -281,6 +284,14 @@ class ResolveIn(Schema):
     note: str | None = Field(None, description="Why it is resolved (required, not blank)")
 
 
+class DecisionIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    note: str | None = Field(
+        None, description="Why: optional for an approval, required (not blank) for a rejection"
+    )
+
+
 class InvokeIn(Schema):
     model_config = ConfigDict(extra="forbid")
 
@@ -374,6 +385,9 @@ def _waiting_json(run: Run) -> dict | None:
     waiting = waiting_on(run)
     if waiting is None:
         return None
+    if "approval" in waiting:
+        approval = waiting["approval"]
+        waiting["approval"] = {**approval, "times_out_at": unix(approval["times_out_at"])}
     return {**waiting, "resume_at": unix(waiting["resume_at"])}
 
 
@@ -681,3 +695,47 @@ def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
             _service(lambda: run_cancel_audited(run=run, api_key=request.auth)), steps=True
         ),
     )
+
+
+def _decide(request: HttpRequest, run_id: int, payload: DecisionIn | None, approve: bool):
+    run = _run(request, run_id)
+    note = payload.note if payload is not None else None
+
+    def decide() -> dict:
+        try:
+            _service(
+                lambda: run_decide_audited(
+                    run=run, approve=approve, note=note, api_key=request.auth
+                )
+            )
+        except ApprovalError as exc:
+            raise InvalidRequestError(
+                exc.message, code=exc.code, param=exc.param, http_status=exc.http_status
+            ) from exc
+        run.refresh_from_db()
+        return run_json(run, steps=True)
+
+    return idempotent(request, lambda key: decide())
+
+
+@router.post(
+    "/runs/{run_id}/approve",
+    auth=RUNS_APPROVE,
+    summary="Approve the approval step a waiting run waits on (the key's role must be one of "
+    "its approvers)",
+    response={200: RunWithStepsOut},
+)
+def run_approve(
+    request: HttpRequest, run_id: int, payload: Body[DecisionIn | None] = None
+) -> HttpResponse:
+    return _decide(request, run_id, payload, approve=True)
+
+
+@router.post(
+    "/runs/{run_id}/reject",
+    auth=RUNS_APPROVE,
+    summary="Reject the approval step a waiting run waits on, with a note (the run fails)",
+    response={200: RunWithStepsOut},
+)
+def run_reject(request: HttpRequest, run_id: int, payload: DecisionIn) -> HttpResponse:
+    return _decide(request, run_id, payload, approve=False)

@@ -119,6 +119,7 @@ class Step(models.Model):
         BRANCH = "branch"
         FOREACH = "foreach"
         DELAY = "delay"
+        APPROVAL = "approval"
 
     version = models.ForeignKey(WorkflowVersion, on_delete=models.CASCADE, related_name="steps")
     step_id = models.CharField(max_length=64)
@@ -419,6 +420,8 @@ class RunAudit(models.Model):
         CANCEL = "cancel"
         BULK_CANCEL = "bulk_cancel"
         RESOLVE = "resolve"
+        APPROVE = "approve"
+        REJECT = "reject"
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="audits")
     action = models.CharField(max_length=14, choices=Action.choices)
@@ -445,6 +448,73 @@ class RunAudit(models.Model):
         if self.api_key is not None:
             return api_key_actor(self.api_key)
         return getattr(self.user, "get_username", lambda: "")() or "the system"
+
+
+class Approval(models.Model):
+    """One request for a decision: an approval step reached in one restart of a run.
+
+    Created with the run's running -> waiting move (one transaction), so a re-walk of the step
+    finds it instead of asking again; unique per (run, step, iteration, restart), so a restart
+    asks anew. Decided once: a conditional UPDATE on `decision = pending`
+    (`workflows/engine/approvals.py`).
+    """
+
+    class Decision(models.TextChoices):
+        PENDING = "pending"
+        APPROVED = "approved"
+        REJECTED = "rejected"
+        # Nobody decided by `due_at`: `on_timeout` was applied.
+        TIMED_OUT = "timed_out"
+
+    class OnTimeout(models.TextChoices):
+        REJECT = "reject"
+        APPROVE = "approve"
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="approvals")
+    step_id = models.CharField(max_length=64)
+    iteration = models.CharField(max_length=40, blank=True, default="")
+    restart = models.PositiveIntegerField(default=0)
+    # The step's approvers when it was reached: user names and role names.
+    approvers = models.JSONField(default=list)
+    message = models.TextField(blank=True)
+    due_at = models.DateTimeField()
+    on_timeout = models.CharField(max_length=7, choices=OnTimeout.choices)
+    decision = models.CharField(max_length=9, choices=Decision.choices, default=Decision.PENDING)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Set instead of `decided_by` when decided through the API (a key has no user).
+    decided_by_api_key = models.ForeignKey(
+        ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Who decided, in words, kept when the person or key is deleted later.
+    decided_by_name = models.CharField(max_length=200, blank=True)
+    note = models.TextField(blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    # Set by whoever sends the approvers' e-mail, before sending: it is sent once.
+    notified_at = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["run", "created", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "step_id", "iteration", "restart"],
+                name="approval_unique_step_attempt",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"approval {self.step_id} of run {self.run_id} ({self.decision})"
+
+    @property
+    def applied(self) -> str:
+        """What the request came to: approved or rejected (a timeout applies `on_timeout`)."""
+        if self.decision == self.Decision.TIMED_OUT:
+            return (
+                self.Decision.APPROVED if self.on_timeout == "approve" else self.Decision.REJECTED
+            )
+        return self.decision
 
 
 class RunNote(models.Model):

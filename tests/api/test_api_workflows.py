@@ -344,7 +344,7 @@ def test_it_serves_the_json_schema_of_the_definition(live):
         schema["$defs"][name]["properties"]["type"]["const"]
         for name in ("ActionStep", "ConditionStep", "BranchStep", "ForeachStep", "DelayStep")
     }
-    assert step_types == {"action", "condition", "branch", "foreach", "delay"}
+    assert step_types == {"action", "condition", "branch", "foreach", "delay", "approval"}
 
 
 def test_the_openapi_document_types_the_workflow_endpoints(db):

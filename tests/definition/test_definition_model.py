@@ -188,6 +188,7 @@ def test_the_json_schema_describes_every_step_type_and_refuses_unknown_keys():
         "branch",
         "foreach",
         "delay",
+        "approval",
     }
     assert schema["$defs"]["ConditionLeaf"]["properties"]["op"]["enum"][:2] == ["eq", "ne"]
     assert all(

@@ -105,7 +105,7 @@ def test_it_rejects_an_unknown_step_type():
     error = only_error(event_workflow({"id": "a", "type": "wait"}))
     assert (error.step_id, error.field) == ("a", "steps[0].type")
     assert error.message == (
-        "Unknown step type 'wait': use action, condition, branch, foreach, delay"
+        "Unknown step type 'wait': use action, condition, branch, foreach, delay, approval"
     )
 
 

@@ -16,6 +16,7 @@ from django.conf import settings
 from pydantic import ValidationError as PydanticError
 
 from workflows.definition.model import (
+    ApprovalStep,
     ACCOUNT_SCOPES,
     DESCRIPTION_MAX_LENGTH,
     MANUAL_INPUT_TYPES,
@@ -57,6 +58,7 @@ _STEP_MODELS = {
     "branch": BranchStep,
     "foreach": ForeachStep,
     "delay": DelayStep,
+    "approval": ApprovalStep,
 }
 _TRIGGER_MODELS = {"event": EventTrigger, "manual": ManualTrigger, "schedule": ScheduleTrigger}
 CONDITION_SHAPE = (

@@ -32,7 +32,7 @@ from workflows.engine.conditions import OPERATORS
 
 STEP_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 INPUT_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
-STEP_TYPES = ("action", "condition", "branch", "foreach", "delay")
+STEP_TYPES = ("action", "condition", "branch", "foreach", "delay", "approval")
 TRIGGER_TYPES = ("event", "manual", "schedule")
 ACCOUNT_SCOPES = ("platform", "connected", "all")
 MANUAL_INPUT_TYPES = ("string", "integer", "number", "boolean", "object", "list")
@@ -195,8 +195,31 @@ class DelayStep(_Step):
     )
 
 
+class ApprovalStep(_Step):
+    """Wait, holding no worker, until one of the approvers approves or rejects, or the time
+    runs out (`on_timeout` is applied then)."""
+
+    type: Literal["approval"]
+    approvers: list[str] = Field(
+        default_factory=list,
+        description="Back-office user names or role names (Account Manager, Developer, Admin)",
+    )
+    message: str = Field("", description="Sent to the approvers; may hold {{ references }}")
+    timeout_hours: int | float = Field(
+        None,  # type: ignore[assignment]  # a draft may leave it out; publishing needs it
+        description="Hours to wait for a decision (more than 0, at most 720; fractions allowed)",
+        json_schema_extra=_no_default,
+    )
+    on_timeout: str = Field(
+        None,  # type: ignore[assignment]  # a draft may leave it out; publishing needs it
+        description="What a timeout decides: reject or approve",
+        json_schema_extra=_no_default,
+    )
+
+
 Step = Annotated[
-    ActionStep | ConditionStep | BranchStep | ForeachStep | DelayStep, Field(discriminator="type")
+    ActionStep | ConditionStep | BranchStep | ForeachStep | DelayStep | ApprovalStep,
+    Field(discriminator="type"),
 ]
 
 

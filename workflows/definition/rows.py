@@ -15,6 +15,8 @@ The canonical JSON form (docs/workflows.md has the full reference):
         | {"id", "type": "foreach", "items": "{{ ref }}" or "action": key + "params": {...},
            "max_items": int (optional), "steps": [...]}
         | {"id", "type": "delay", "seconds": int} | {"id", "type": "delay", "until": str}
+        | {"id", "type": "approval", "approvers": [str], "message": str,
+           "timeout_hours": number, "on_timeout": "reject" | "approve"}
       each with an optional "name".
 
 A canonical definition survives `definition_to_rows` + `version_definition` unchanged.
@@ -29,6 +31,7 @@ from typing import Any
 from django.db import transaction
 
 from workflows.definition import walk
+from workflows.engine.walk import APPROVAL_KEYS  # an approval step's keys, kept in `config`
 from workflows.models import BranchPath, Condition, Step, WorkflowVersion
 
 # Published versions never change, so their JSON form is computed once per process. The key
@@ -141,6 +144,8 @@ def rows_to_definition(version: WorkflowVersion) -> dict:
             data["steps"] = [step_json(s) for s in by_loop[step.pk]]
         elif step.type == Step.Type.DELAY:
             data.update(step.config)  # "seconds" or "until"
+        elif step.type == Step.Type.APPROVAL:
+            data.update(step.config)  # approvers, message, timeout_hours, on_timeout
         return data
 
     trigger: dict[str, Any] = {"type": version.trigger_type}
@@ -232,6 +237,8 @@ def _save_steps(
                 config["max_items"] = data["max_items"]
         elif kind == Step.Type.DELAY:
             config = {key: data[key] for key in ("seconds", "until") if key in data}
+        elif kind == Step.Type.APPROVAL:
+            config = {key: data[key] for key in APPROVAL_KEYS if key in data}
         step = Step.objects.create(
             version=version,
             step_id=data["id"],
@@ -329,6 +336,8 @@ def definition_to_json(definition: dict) -> dict:
             if data.get("max_items") is not None:
                 out["max_items"] = data["max_items"]
             out["steps"] = [step_json(s) for s in data.get("steps", [])]
+        elif data["type"] == "approval":
+            out.update({key: data[key] for key in APPROVAL_KEYS if key in data})
         elif data["type"] == "delay":
             if "until" in data:
                 out["until"] = data.get("until")

@@ -24,6 +24,7 @@ from workflows.definition import event_types, walk
 from workflows.definition.errors import shape_errors, type_name
 from workflows.definition.model import MANUAL_INPUT_TYPES, STEP_ID_PATTERN  # noqa: F401 (forms)
 from workflows.engine.conditions import UNARY_OPERATORS
+from workflows.engine.approvals import MAX_TIMEOUT_HOURS, ON_TIMEOUT, approver_problem
 from workflows.engine.delays import parse_timestamp
 from workflows.engine.templating import TemplateError, is_single_reference, parse_path, references
 
@@ -239,6 +240,8 @@ class _Validator:
                 scopes[id(step)] = _Scope(here.visible_steps, in_loop=True)
             elif kind == "delay":
                 self.check_delay(step, field, here)
+            elif kind == "approval":
+                self.check_approval(step, field, here)
             before.add(step["id"])
 
     def check_action_step(self, step: dict, field: str, scope: _Scope) -> None:
@@ -474,6 +477,41 @@ class _Validator:
                     "Must be an ISO timestamp with a time zone (2026-12-24T09:00:00Z) or a "
                     "{{ reference }} to one",
                 )
+
+    def check_approval(self, step: dict, field: str, scope: _Scope) -> None:
+        """Approvers (existing people or roles who can decide), a timeout in hours (more than
+        0, at most 720) and what it decides; the message's references resolve."""
+        step_id = step["id"]
+        approvers = step.get("approvers") or []
+        if not approvers:
+            self.error(
+                step_id,
+                f"{field}.approvers",
+                "An approval step needs at least one approver (a user name or a role)",
+            )
+        for index, name in enumerate(approvers):
+            problem = approver_problem(name)
+            if problem:
+                self.error(step_id, f"{field}.approvers[{index}]", problem)
+        hours = step.get("timeout_hours")
+        if hours is None:
+            self.error(step_id, f"{field}.timeout_hours", "An approval step needs timeout_hours")
+        elif isinstance(hours, bool) or not isinstance(hours, int | float) or hours <= 0:
+            self.error(step_id, f"{field}.timeout_hours", "Must be a positive number of hours")
+        elif hours > MAX_TIMEOUT_HOURS:
+            self.error(
+                step_id,
+                f"{field}.timeout_hours",
+                f"Must be at most {MAX_TIMEOUT_HOURS} (30 days)",
+            )
+        if step.get("on_timeout") not in ON_TIMEOUT:
+            self.error(
+                step_id,
+                f"{field}.on_timeout",
+                "Must be 'reject' or 'approve': what a timeout decides",
+            )
+        if step.get("message"):
+            self.check_references(step["message"], step_id, f"{field}.message", scope)
 
     def check_foreach(self, step: dict, field: str, scope: _Scope) -> None:
         step_id = step["id"]

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from django.utils.dateparse import parse_datetime
 
 from workflows.actions.registry import ActionError
+from workflows.engine.approvals import waiting_reason, waiting_request
 from workflows.models import Run, StepRun
 
 
@@ -65,5 +66,9 @@ def waiting_on(run: Run) -> dict | None:
     at = run.next_attempt_at
     step_id = rec.step_id if rec is not None else ""
     kind = (rec.output or {}).get("waiting_for", "") if rec is not None else ""
+    if kind == "approval":
+        request = waiting_request(run)
+        if request is not None:
+            return waiting_reason(request)
     reason = describe(at, step_id) if at is not None else f"waiting on step {step_id}"
     return {"for": kind, "step": step_id, "resume_at": at, "reason": reason}

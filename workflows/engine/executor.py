@@ -57,6 +57,14 @@ from billing.provider import use_up_fault_after_rollback
 from workflows.actions.registry import Action, ActionContext, StepSkipped
 from workflows.definition.rows import shared_definition
 from workflows.engine import active_set
+from workflows.engine.approvals import (
+    current_request,
+    decision_output,
+    notify_approvers,
+    rejection,
+    time_out,
+    timeout_at,
+)
 from workflows.engine.delays import parse_timestamp, resume_at
 from workflows.engine.faults import fault_point
 from workflows.engine.leases import (
@@ -73,7 +81,7 @@ from workflows.engine.retry import error_details, retry_delay, step_max_attempts
 from workflows.engine.store.steps import Fence, record_canceled, records_write
 from workflows.engine.templating import resolve
 from workflows.engine.walk import Walk, Work
-from workflows.models import Run, StepRun
+from workflows.models import Approval, Run, StepRun
 from workflows.operations.notifications import notify_run_failed
 
 # Retries due sooner than this wait inside the task; later ones go back to the queue.
@@ -142,6 +150,9 @@ class _Execution:
 
     def wait(self, step_id: str, iteration: str, template: dict) -> dict:
         return _wait(self, step_id, iteration, template)
+
+    def approve(self, step_id: str, iteration: str, template: dict) -> dict:
+        return _approval(self, step_id, iteration, template)
 
     def fail(self, step_id: str, iteration: str, details: dict) -> NoReturn:
         rec = _start_attempt(self, step_id, iteration)
@@ -360,6 +371,88 @@ def _wait(ex: _Execution, step_id: str, iteration: str, template: dict) -> dict:
             raise _Fenced
         _write(ex, row)
     _written(ex, rec, row)
+    raise _Ended
+
+
+def _approval(ex: _Execution, step_id: str, iteration: str, template: dict) -> dict:
+    """An approval step. Reached for the first time (in this restart), it creates the request
+    and gives the run back as `waiting` until its timeout, one fenced transaction; then the
+    approvers are e-mailed. Woken (a decision woke it, or the timeout came), it reads the
+    decision: approved marks the step succeeded and goes on, rejected fails it; at the
+    timeout with no decision it records `timed_out` and applies `on_timeout`. Woken early
+    (a duplicate message), it waits again. Waking is not a retry (see `_wait`)."""
+    earlier = ex.records.get((step_id, iteration))
+    waking = earlier is not None and (earlier.output or {}).get("waiting_for") == "approval"
+    rec = _start_attempt(ex, step_id, iteration, capped=not waking)
+    now = timezone.now()
+    request = current_request(ex.run, step_id, iteration)
+    if request is None:
+        params = None
+        try:
+            params = resolve(template, ex.context)
+            request = Approval(
+                run=ex.run,
+                step_id=step_id,
+                iteration=iteration,
+                restart=ex.run.restart_count,
+                approvers=list(params["approvers"] or []),
+                message=str(params.get("message") or ""),
+                due_at=timeout_at(now, params["timeout_hours"]),
+                on_timeout=params["on_timeout"],
+            )
+        except Exception as exc:  # a message that cannot be resolved fails the step
+            _fail_step(ex, rec, error_details(exc), params)
+        _wait_for_decision(ex, rec, request, params, now, create=True)
+    if request.decision == Approval.Decision.PENDING and request.due_at <= now:
+        request = time_out(request, now)
+    if request.decision == Approval.Decision.PENDING:
+        _wait_for_decision(ex, rec, request, rec.params, now, create=False)
+    if request.applied != Approval.Decision.APPROVED:
+        # The failed step shows the decision too (its output), and the error names it.
+        _fail_step(ex, _with(rec, output=decision_output(request)), rejection(request), rec.params)
+    output = decision_output(request)
+    row = _with(
+        rec,
+        status=StepRun.Status.SUCCEEDED,
+        output=output,
+        error=None,
+        attempt_log=_attempt_ended(rec, StepRun.Status.SUCCEEDED, now),
+        finished_at=now,
+        next_attempt_at=None,
+    )
+    if records_write([row], fence=Fence(run_id=ex.run.pk, owner=ex.owner)) is None:
+        _note_cancel(ex, rec)
+        raise _Ended
+    _adopt(rec, row)
+    return output
+
+
+def _wait_for_decision(
+    ex: _Execution, rec: StepRun, request: Approval, params: object, now: datetime, *, create: bool
+) -> NoReturn:
+    """running -> waiting until the request's timeout, with the request created (`create`)
+    in the same fenced transaction; the approvers' e-mail goes out after the commit."""
+    row = _with(
+        rec,
+        status=StepRun.Status.PENDING,
+        params=params,
+        output={
+            "waiting_for": "approval",
+            "approvers": request.approvers,
+            "resume_at": request.due_at.isoformat(),
+            "on_timeout": request.on_timeout,
+        },
+        attempt_log=_attempt_ended(rec, StepRun.Status.PENDING, now),
+        next_attempt_at=request.due_at,
+    )
+    with _fenced_transaction(ex, rec):
+        if not lease_wait(run_id=ex.run.pk, owner=ex.owner, due=request.due_at, path=ex.path):
+            raise _Fenced
+        if create:
+            request.save()
+        _write(ex, row)
+    _written(ex, rec, row)
+    notify_approvers(request.pk)  # once per request, even when re-walked
     raise _Ended
 
 

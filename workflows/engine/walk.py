@@ -12,7 +12,7 @@ policies drive it:
 So a test run and a real run of the same definition and trigger cannot drift: they take the
 same path, make the same decisions and stop at the same step with the same error.
 
-The walk asks its policy through six methods (`Policy`). An action's work (`Work`) is handed
+The walk asks its policy through seven methods (`Policy`). An action's work (`Work`) is handed
 to the policy, which resolves the step's params in the context and calls the work when and
 how it decides (in a fenced transaction, in a savepoint, retried, or not at all).
 """
@@ -28,6 +28,9 @@ from workflows.actions import registry
 from workflows.actions.registry import Action, ActionContext, ActionError
 from workflows.engine.conditions import evaluate
 from workflows.engine.retry import error_details
+
+# An approval step's keys, handed to the policy as its template.
+APPROVAL_KEYS = ("approvers", "message", "timeout_hours", "on_timeout")
 
 # What an action step does with its resolved params: returns the step's output.
 Work = Callable[[ActionContext, Any], dict]
@@ -56,6 +59,12 @@ class Policy(Protocol):
         """A delay step: resolve `template` ({"seconds"} or {"until"}) and wait until then
         (the executor gives the run back as `waiting`; a test run records it and goes on);
         returns the step's output once the time has come."""
+
+    def approve(self, step_id: str, iteration: str, template: dict) -> Any:
+        """An approval step: resolve `template` (approvers, message, timeout_hours,
+        on_timeout) and ask for a decision (the executor gives the run back as `waiting`
+        until someone decides or the time runs out; a test run records it and goes on as if
+        approved); returns the step's output once approved, fails the step once rejected."""
 
     def fail(self, step_id: str, iteration: str, details: dict) -> NoReturn:
         """The step cannot run (unknown action or step type, a condition that cannot be
@@ -96,6 +105,8 @@ class Walk:
                 self._foreach(step, iteration)
             elif kind == "delay":
                 self._delay(step, iteration)
+            elif kind == "approval":
+                self._approval(step, iteration)
             else:
                 details = {"type": "definition_error", "message": f"Unknown step type {kind!r}."}
                 self.policy.fail(step["id"], iteration, details)
@@ -174,6 +185,15 @@ class Walk:
             return
         template = {key: step[key] for key in ("seconds", "until") if key in step}
         self._set_output(step_id, self.policy.wait(step_id, iteration, template))
+
+    def _approval(self, step: dict, iteration: str) -> None:
+        step_id = step["id"]
+        done = self.policy.replayed(step_id, iteration)
+        if done is not None:
+            self._set_output(step_id, done.output)
+            return
+        template = {key: step.get(key) for key in APPROVAL_KEYS}
+        self._set_output(step_id, self.policy.approve(step_id, iteration, template))
 
     def _foreach(self, step: dict, iteration: str) -> None:
         step_id = step["id"]

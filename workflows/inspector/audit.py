@@ -16,6 +16,7 @@ from django.db.models import Count, Q
 from django.db.models.fields.json import KeyTextTransform
 
 from billing.models import ApiKey, Environment
+from workflows.engine.approvals import approval_decide
 from workflows.engine.runs import (
     run_cancel,
     run_resolve,
@@ -24,7 +25,7 @@ from workflows.engine.runs import (
     run_start_manual,
 )
 from workflows.inspector.selectors import RunFilters, runs_filtered
-from workflows.models import RestartMode, Run, RunAudit, RunNote, Workflow, api_key_actor
+from workflows.models import Approval, RestartMode, Run, RunAudit, RunNote, Workflow, api_key_actor
 from workflows.services import WorkflowError, WorkflowStateError
 
 
@@ -125,6 +126,28 @@ def run_resolve_audited(
             run=resolved, action=RunAudit.Action.RESOLVE, user=user, api_key=api_key, note=body
         )
     return resolved
+
+
+def run_decide_audited(
+    *,
+    run: Run,
+    approve: bool,
+    note: Any = None,
+    user: Any = None,
+    api_key: ApiKey | None = None,
+    param: str = "note",
+) -> Approval:
+    """Approve or reject the approval `run` waits on: the decision, the run's wake-up and its
+    RunAudit row commit together (or none of them). A note is optional for an approval and
+    required for a rejection (`param` names the field); raises ApprovalError otherwise."""
+    text = str(note or "").strip()
+    if text:
+        text = _note_body(text, param)  # its length
+    with transaction.atomic():
+        approval = approval_decide(run=run, approve=approve, note=text, user=user, api_key=api_key)
+        action = RunAudit.Action.APPROVE if approve else RunAudit.Action.REJECT
+        run_audit_record(run=run, action=action, user=user, api_key=api_key, note=text)
+    return approval
 
 
 @dataclass

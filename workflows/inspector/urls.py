@@ -24,6 +24,7 @@ urlpatterns = [
     path("<int:run_id>/restart/", views.run_restart_preview_view, name="restart_preview"),
     path("<int:run_id>/restart/confirm/", views.run_restart_view, name="restart"),
     path("<int:run_id>/cancel/", views.run_cancel_view, name="cancel"),
+    path("<int:run_id>/decide/", views.run_decide_view, name="decide"),
     path("<int:run_id>/resolve/", views.run_resolve_view, name="resolve"),
     path("<int:run_id>/notes/", views.run_note_view, name="note"),
 ]

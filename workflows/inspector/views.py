@@ -28,9 +28,11 @@ from billing.money import AMOUNT_FIELDS, amounts_of, format_money_with_minor
 from workflows.access import any_workflow_for, run_for
 from workflows.builder.canvas import canvas_nodes, canvas_trigger
 from workflows.definition.rows import version_definition
+from workflows.engine.approvals import ApprovalError, decider_problem, waiting_request
 from workflows.engine.delays import waiting_on
 from workflows.engine.runs import run_restart_preview
 from workflows.inspector.audit import (
+    run_decide_audited,
     run_cancel_audited,
     run_note_add,
     run_resolve_audited,
@@ -292,6 +294,13 @@ def _rank(status: str) -> int:
 
 def _run_context(request: HttpRequest, run: Run, **extra: Any) -> dict:
     step_runs = run_step_runs(run=run)
+    waiting = waiting_on(run)
+    # Approve and Reject show to the approvers only (the server checks again on POST).
+    can_decide = (
+        waiting is not None
+        and "approval" in waiting
+        and not decider_problem(waiting_request(run), user=request.user)
+    )
     definition = version_definition(run.version)
     return _context(
         request,
@@ -310,7 +319,8 @@ def _run_context(request: HttpRequest, run: Run, **extra: Any) -> dict:
         audits=run_audits(run=run),
         notes=RunNote.objects.filter(run=run).select_related("user", "api_key"),
         error_json=_pretty(run.error) if run.error else "",
-        waiting=waiting_on(run),
+        waiting=waiting,
+        can_decide=can_decide,
         **extra,
     )
 
@@ -429,6 +439,26 @@ def run_note_view(request: HttpRequest, run_id: int) -> HttpResponse:
     else:
         messages.success(request, "Note added.")
     return redirect("runs:detail", run_id=run.pk)
+
+
+@require_POST
+@guarded("runs.approve")
+def run_decide_view(request: HttpRequest, run_id: int) -> HttpResponse:
+    """Approve or reject the approval a waiting run waits on, with a note (required to
+    reject); only its approvers may (`approvals.decider_problem`)."""
+    run = run_for(request, run_id)
+    decision = request.POST.get("decision")
+    if decision not in ("approve", "reject"):
+        return _after_action(request, run, error="decision: choose approve or reject.")
+    try:
+        approval = run_decide_audited(
+            run=run, approve=decision == "approve", note=request.POST.get("note"), user=request.user
+        )
+    except ApprovalError as exc:
+        return _after_action(request, run, error=exc.message)
+    except WorkflowError as exc:
+        return _after_action(request, run, error=f"note: {exc.message}")
+    return _after_action(request, run, notice=f"Run {run.pk}: {approval.decision}.")
 
 
 @require_POST

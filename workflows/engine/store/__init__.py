@@ -13,7 +13,7 @@ PostgreSQL/SQLite difference lives in one module (`dialect.py`).
 | `commits.py` | commits that need not wait for the disk (PostgreSQL) |
 | `reconnect.py` | a statement that replaces a connection found dead, once |
 | `statements.py` | columns, rows -> instances, UPDATE by shape, INSERT (ON CONFLICT DO NOTHING) |
-| `runs.py` | create, claim (and load), renew, defer, wait, finish, restart, cancel, prune |
+| `runs.py` | create, claim (and load), renew, defer, wait, wake, finish, restart, cancel, prune |
 | `steps.py` | a step's records: one upsert that checks the lease; reset on restart |
 | `deliveries.py` | claim, mark sent or failed, a send's record |
 | `events.py` | take an event for dispatch (`dispatched_at`) |

@@ -295,6 +295,19 @@ def run_mark_resolved(*, run_id: int) -> bool:
         )
 
 
+def run_wake(*, run_id: int) -> bool:
+    """waiting -> pending, due now: someone decided what the run waits for (an approval).
+    Only a waiting run: a canceled one (or one a timeout already woke) stays as it is. Call it
+    inside the decision's transaction; the caller enqueues the run."""
+    with store_writes():
+        return (
+            Run.objects.filter(pk=run_id, status=Run.Status.WAITING).update(
+                status=Run.Status.PENDING, next_attempt_at=timezone.now()
+            )
+            == 1
+        )
+
+
 def run_mark_canceled(*, run_id: int, stop_reason: str) -> bool:
     """pending, running or waiting -> canceled. The lease owner's name stays: the worker may still
     record the end of the step it is in, whose effects may already be out (`steps.py`). The
