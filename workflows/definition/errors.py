@@ -16,7 +16,6 @@ from django.conf import settings
 from pydantic import ValidationError as PydanticError
 
 from workflows.definition.model import (
-    ApprovalStep,
     ACCOUNT_SCOPES,
     DESCRIPTION_MAX_LENGTH,
     MANUAL_INPUT_TYPES,
@@ -25,6 +24,7 @@ from workflows.definition.model import (
     STEP_TYPES,
     TRIGGER_TYPES,
     ActionStep,
+    ApprovalStep,
     BranchStep,
     ConditionStep,
     Definition,

@@ -23,8 +23,8 @@ from workflows.actions import registry
 from workflows.definition import event_types, walk
 from workflows.definition.errors import shape_errors, type_name
 from workflows.definition.model import MANUAL_INPUT_TYPES, STEP_ID_PATTERN  # noqa: F401 (forms)
-from workflows.engine.conditions import UNARY_OPERATORS
 from workflows.engine.approvals import MAX_TIMEOUT_HOURS, ON_TIMEOUT, approver_problem
+from workflows.engine.conditions import UNARY_OPERATORS
 from workflows.engine.delays import parse_timestamp
 from workflows.engine.templating import TemplateError, is_single_reference, parse_path, references
 

@@ -32,8 +32,8 @@ from workflows.engine.approvals import ApprovalError, decider_problem, waiting_r
 from workflows.engine.delays import waiting_on
 from workflows.engine.runs import run_restart_preview
 from workflows.inspector.audit import (
-    run_decide_audited,
     run_cancel_audited,
+    run_decide_audited,
     run_note_add,
     run_resolve_audited,
     run_restart_audited,
