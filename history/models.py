@@ -14,7 +14,7 @@ from django.db import models
 from pghistory.models import Event
 
 from billing import models as billing
-from history.trackers import Updated, every_change
+from history.trackers import Created, Updated, every_change
 from workflows import models as workflows
 
 
@@ -27,7 +27,7 @@ class HistoryEvent(Event):
 
 # Copied foreign keys that the history is looked up by (history/objects.py); the others are
 # not indexed: each index is one more write in every trigger.
-LOOKED_UP_BY = {"pgh_obj", "workflow", "version", "step", "user"}
+LOOKED_UP_BY = {"pgh_obj", "workflow", "version", "step", "user", "run"}
 
 
 def _events(tracked, *trackers, **options):
@@ -139,6 +139,13 @@ class RunEvent(
         fields=["status"],
     )
 ):
+    pass
+
+
+# An approval step's request: asked (created), e-mailed, decided (by whom, the actor), timed out.
+# A run's history shows them with its status changes (history/objects.py). Deleted only with
+# their run (retention), whose history goes too: no delete event.
+class ApprovalEvent(_events(workflows.Approval, Created(), Updated())):
     pass
 
 

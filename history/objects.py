@@ -56,6 +56,7 @@ OTHER_KINDS = [
     Kind("branch_path", workflows.BranchPath, events.BranchPathEvent, "workflows.view"),
     Kind("condition", workflows.Condition, events.ConditionEvent, "workflows.view"),
     Kind("run", workflows.Run, events.RunEvent, "runs.view"),
+    Kind("approval", workflows.Approval, events.ApprovalEvent, "runs.view"),
     Kind("api_key", billing.ApiKey, events.ApiKeyEvent, "api_keys.manage"),
     Kind("user", User, events.UserEvent, "users.manage", scoped=False),
     Kind("group", Group, events.GroupEvent, "users.manage", scoped=False),
@@ -65,7 +66,7 @@ KIND_BY_PREFIX = {k.model.ID_PREFIX: k for k in BILLING_KINDS}
 KIND_BY_NAME = {k.name: k for k in BILLING_KINDS + OTHER_KINDS}
 KIND_BY_EVENT_MODEL = {k.event_model: k for k in KIND_BY_NAME.values()}
 # Kinds with a page or an API object of their own; parts are shown with their whole.
-NAMED_KINDS = [k.name for k in OTHER_KINDS if k.name not in ("role_membership",)]
+NAMED_KINDS = [k.name for k in OTHER_KINDS if k.name not in ("role_membership", "approval")]
 
 
 class UnknownObject(ValueError):
@@ -93,6 +94,8 @@ class Subject:
             return own + _version_parts(None, version_id=self.pk)
         if name == "user":
             return own + [(events.RoleMembershipEvent, Q(user_id=self.pk))]
+        if name == "run":
+            return own + [(events.ApprovalEvent, Q(run_id=self.pk))]
         return own
 
 
@@ -167,6 +170,7 @@ def _environment_path(kind: Kind) -> str:
         "step": "version__workflow__environment",
         "branch_path": "step__version__workflow__environment",
         "condition": "version__workflow__environment",
+        "approval": "run__environment",
     }.get(kind.name, "environment")
 
 

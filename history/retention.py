@@ -6,9 +6,13 @@ The rows of billing objects, workflows, keys and people are the audit trail and 
 
 from __future__ import annotations
 
-from history.models import RunEvent
+from history.models import ApprovalEvent, RunEvent
 
 
 def run_events_delete(sender, *, run_ids: list[int], **kwargs) -> dict[str, int]:
-    deleted = RunEvent.objects.filter(pgh_obj_id__in=run_ids).delete()[0]
-    return {RunEvent._meta.label: deleted} if deleted else {}
+    counts = {}
+    for model, lookup in ((RunEvent, "pgh_obj_id__in"), (ApprovalEvent, "run_id__in")):
+        deleted = model.objects.filter(**{lookup: run_ids}).delete()[0]
+        if deleted:
+            counts[model._meta.label] = deleted
+    return counts
