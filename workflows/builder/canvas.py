@@ -31,6 +31,7 @@ TYPE_WORDS = {
     "branch": "Branch",
     "foreach": "Loop",
     "delay": "Delay",
+    "approval": "Approval",
 }
 
 
@@ -169,6 +170,14 @@ def _duration_words(seconds: object) -> str:
     return f"{seconds} second{'s' if seconds != 1 else ''}"
 
 
+def approval_words(step: dict) -> str:
+    """ "Approval by finance (48 h, then reject)"."""
+    approvers = ", ".join(str(name) for name in step.get("approvers") or []) or "…"
+    hours = step.get("timeout_hours")
+    hours = "…" if hours is None else f"{hours:g}" if isinstance(hours, float) else str(hours)
+    return f"Approval by {approvers} ({hours} h, then {step.get('on_timeout') or '…'})"
+
+
 def step_words(step: dict) -> tuple[str, str]:
     kind = step.get("type")
     if kind == "action":
@@ -189,6 +198,9 @@ def step_words(step: dict) -> tuple[str, str]:
             source = str(step.get("items") or "…")
         cap = f" (at most {step['max_items']})" if step.get("max_items") else ""
         summary = f"For each item of {source}{cap}"
+    elif kind == "approval":
+        title = "Approval"
+        summary = approval_words(step)
     elif kind == "delay":
         title = "Wait"
         if "until" in step:

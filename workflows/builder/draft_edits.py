@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from workflows.definition import walk
 from workflows.definition.rows import _save_steps, _save_tree, version_definition
+from workflows.engine.walk import APPROVAL_KEYS
 from workflows.models import BranchPath, Condition, Step, Workflow, WorkflowVersion
 from workflows.services import WorkflowLimitExceeded, WorkflowStateError
 
@@ -197,6 +198,8 @@ def draft_step_update(*, workflow: Workflow, step: dict, user: Any = None) -> No
         changes["config"] = config
     elif row.type == Step.Type.DELAY:
         changes["config"] = {key: step[key] for key in ("seconds", "until") if key in step}
+    elif row.type == Step.Type.APPROVAL:
+        changes["config"] = {key: step[key] for key in APPROVAL_KEYS if key in step}
     Step.objects.filter(pk=row.pk).update(**changes)
     if row.type == Step.Type.CONDITION:
         Condition.objects.filter(version=draft, step=row).delete()

@@ -820,12 +820,60 @@ class DelayStepForm(StepForm):
         return step
 
 
+class ApprovalStepForm(StepForm):
+    """Who approves, what they are told, how long they have and what a timeout decides."""
+
+    approvers = forms.CharField(
+        required=False,
+        label="Approvers",
+        help_text="User names or roles (Account Manager, Developer, Admin), separated by "
+        "commas; any one of them decides.",
+        widget=widgets.TextInput(attrs={"class": "wf-input"}),
+    )
+    message = forms.CharField(
+        required=False,
+        label="Message to the approvers",
+        help_text="Sent by e-mail with a link to the run; may hold {{ references }}.",
+        widget=widgets.TextInput(attrs={"class": "wf-input", "data-picker": "1"}),
+    )
+    timeout_hours = forms.FloatField(
+        required=False,
+        label="Hours to decide",
+        help_text="More than 0, at most 720; fractions allowed (0.5 is half an hour).",
+    )
+    on_timeout = forms.ChoiceField(
+        choices=[("reject", "Reject"), ("approve", "Approve")],
+        label="When nobody decides in time",
+    )
+
+    def __init__(self, *args: Any, step: dict, **kwargs: Any) -> None:
+        super().__init__(*args, step=step, **kwargs)
+        self.initial.update(
+            approvers=", ".join(step.get("approvers") or []),
+            message=step.get("message") or "",
+            timeout_hours=step.get("timeout_hours"),
+            on_timeout=step.get("on_timeout") or "reject",
+        )
+
+    def to_step(self) -> dict:
+        step = super().to_step()
+        names = (self.cleaned_data.get("approvers") or "").split(",")
+        step["approvers"] = [name.strip() for name in names if name.strip()]
+        step["message"] = (self.cleaned_data.get("message") or "").strip()
+        hours = self.cleaned_data.get("timeout_hours")
+        if hours is not None:
+            step["timeout_hours"] = int(hours) if float(hours).is_integer() else hours
+        step["on_timeout"] = self.cleaned_data.get("on_timeout") or "reject"
+        return step
+
+
 STEP_FORMS: dict[str, type[StepForm]] = {
     "action": ActionStepForm,
     "condition": ConditionStepForm,
     "branch": BranchStepForm,
     "foreach": ForeachStepForm,
     "delay": DelayStepForm,
+    "approval": ApprovalStepForm,
 }
 
 
@@ -861,6 +909,15 @@ def new_step(kind: str, action_key: str = "") -> dict:
         return {"id": "loop", "type": "foreach", "items": "", "steps": []}
     if kind == "delay":
         return {"id": "wait", "type": "delay", "seconds": 3600}
+    if kind == "approval":
+        return {
+            "id": "approval",
+            "type": "approval",
+            "approvers": ["Account Manager"],
+            "message": "",
+            "timeout_hours": 48,
+            "on_timeout": "reject",
+        }
     raise ValueError(f"Unknown step type {kind!r}")
 
 
@@ -872,6 +929,7 @@ class AddStepForm(forms.Form):
             ("branch", "Branch"),
             ("foreach", "Loop"),
             ("delay", "Delay"),
+            ("approval", "Approval"),
         ]
     )
     action = forms.ChoiceField(required=False)

@@ -105,6 +105,11 @@ def _step_output_fields(step: dict) -> list[Field]:
     elif kind == "foreach":
         out.append(Field(f"{prefix}.items", group, "list"))
         out.append(Field(f"{prefix}.count", group, "0"))
+    elif kind == "approval":
+        out.append(Field(f"{prefix}.decision", group, "approved"))
+        out.append(Field(f"{prefix}.by", group, "mona"))
+        out.append(Field(f"{prefix}.at", group, "2026-12-24T09:00:00+00:00"))
+        out.append(Field(f"{prefix}.note", group, "Fine by me"))
     elif kind == "delay":
         out.append(Field(f"{prefix}.resume_at", group, "2026-12-24T09:00:00+00:00"))
         out.append(Field(f"{prefix}.resumed_at", group, "2026-12-24T09:00:01+00:00"))
