@@ -25,6 +25,7 @@ from billing.snapshots import snapshot
 from config.wsgi import application
 from tests import factories
 from tests.api_client import BASE, api_for, error_of
+from tests.engine.test_approval_step import approving
 from webhooks.models import WebhookEndpoint
 from workflows.batches.jobs import batch_apply
 from workflows.engine.executor import run_execute
@@ -261,6 +262,18 @@ def test_every_workflow_run_and_webhook_answer_matches_its_declared_schema(wsgi)
     batch_apply(batch_id=batch["id"], continue_with=None)
     reasons = call("GET", f"/run_batches/{batch['id']}")["reasons"]
     assert reasons == {"canceled: only failed runs restart": 1}
+
+    # Two runs waiting for an approval (the key's role is an approver): one approved, one
+    # rejected with a note.
+    approval = factories.workflow_active(live, approving(approvers=["Admin"]))
+    for decision in ("approve", "reject"):
+        started = {"input": {"customer": customer.pk}}
+        waiting = call("POST", f"/workflows/{approval.pk}/invoke", started)
+        _executed(waiting["id"])
+        waiting = call("GET", f"/runs/{waiting['id']}")
+        assert waiting["waiting"]["for"] == "approval"
+        decided = call("POST", f"/runs/{waiting['id']}/{decision}", {"note": "Checked."})
+        assert decided["status"] == "pending"
 
     call("POST", f"/workflows/{workflow}/deactivate")
     call("DELETE", f"/workflows/{workflow}")

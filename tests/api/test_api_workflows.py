@@ -342,7 +342,14 @@ def test_it_serves_the_json_schema_of_the_definition(live):
     assert set(schema["properties"]) == {"name", "description", "trigger", "steps"}
     step_types = {
         schema["$defs"][name]["properties"]["type"]["const"]
-        for name in ("ActionStep", "ConditionStep", "BranchStep", "ForeachStep", "DelayStep")
+        for name in (
+            "ActionStep",
+            "ConditionStep",
+            "BranchStep",
+            "ForeachStep",
+            "DelayStep",
+            "ApprovalStep",
+        )
     }
     assert step_types == {"action", "condition", "branch", "foreach", "delay", "approval"}
 

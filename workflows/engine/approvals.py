@@ -276,8 +276,12 @@ def approval_decide(
 
     Call inside a transaction (the caller writes its audit row in it); raises ApprovalError."""
     note = (note or "").strip()
-    approval = (
-        Approval.objects.filter(run=run, restart=run.restart_count).order_by("-created").first()
+    # The pending request of the run's current restart (a loop may have decided earlier ones);
+    # else the latest, to say how it was decided.
+    approval = waiting_request(run) or (
+        Approval.objects.filter(run=run, restart=run.restart_count)
+        .order_by("-created", "-id")
+        .first()
     )
     if approval is None:
         raise ApprovalError(
