@@ -84,6 +84,9 @@ class WorkflowVersion(models.Model):
     trigger_cron = models.CharField(max_length=120, blank=True)
     # Manual trigger: [{"name", "type", "required", ...}]
     trigger_input = models.JSONField(default=list, blank=True)
+    # Event trigger: one run at a time per customer or object (docs/workflows.md).
+    trigger_serialize_by = models.CharField(max_length=10, blank=True)
+    trigger_serialize_max_wait_minutes = models.FloatField(null=True, blank=True)
     step_count = models.PositiveSmallIntegerField(default=0)
     created = models.DateTimeField(default=timezone.now)
     created_by = models.ForeignKey(
@@ -249,6 +252,10 @@ class Run(StoreOnlyModel, models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     restart_count = models.PositiveIntegerField(default=0)
     dry_run = models.BooleanField(default=False)
+    # One at a time per key (`trigger.serialize_by`, workflows/engine/serial.py): the key of an
+    # event's run ("cus_123"), and how long this run, failed, holds it.
+    serial_key = models.CharField(max_length=255, null=True, blank=True)
+    serial_max_wait = models.FloatField(null=True, blank=True)  # seconds
 
     class Meta:
         ordering = ["-created", "-id"]
@@ -282,6 +289,15 @@ class Run(StoreOnlyModel, models.Model):
                 fields=["finished_at", "id"],
                 condition=Q(status__in=["succeeded", "canceled", "resolved"]),
                 name="run_prunable_finished",
+            ),
+            # The claim's check of a serialized run: the runs of its key before it.
+            models.Index(
+                fields=["workflow", "serial_key", "id"],
+                condition=Q(
+                    serial_key__isnull=False,
+                    status__in=["pending", "running", "waiting", "failed"],
+                ),
+                name="run_serial_key",
             ),
         ]
 

@@ -20,6 +20,7 @@ from workflows.definition.model import (
     DESCRIPTION_MAX_LENGTH,
     MANUAL_INPUT_TYPES,
     NAME_MAX_LENGTH,
+    SERIALIZE_BY,
     STEP_ID_PATTERN,
     STEP_TYPES,
     TRIGGER_TYPES,
@@ -254,6 +255,12 @@ _FIELD_MESSAGES = {
     ("trigger", "event"): lambda v: "An event trigger needs an event type",
     ("trigger", "accounts"): lambda v: (
         f"Unknown account scope '{v}': use {_quoted(ACCOUNT_SCOPES)}"
+    ),
+    ("trigger", "serialize_by"): lambda v: (
+        f"Unknown serialize_by '{v}': use {_quoted(SERIALIZE_BY)}"
+    ),
+    ("trigger", "serialize_max_wait_minutes"): lambda v: (
+        "serialize_max_wait_minutes must be a positive number of minutes"
     ),
     ("trigger", "cron"): lambda v: "A schedule trigger needs a cron expression",
     ("trigger", "input"): lambda v: "'input' must be a list of input fields",

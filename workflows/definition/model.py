@@ -35,6 +35,7 @@ INPUT_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 STEP_TYPES = ("action", "condition", "branch", "foreach", "delay")
 TRIGGER_TYPES = ("event", "manual", "schedule")
 ACCOUNT_SCOPES = ("platform", "connected", "all")
+SERIALIZE_BY = ("customer", "object")
 MANUAL_INPUT_TYPES = ("string", "integer", "number", "boolean", "object", "list")
 NAME_MAX_LENGTH = 200
 # Like the billing API's descriptions: a description is a few sentences, not a document.
@@ -116,6 +117,14 @@ class EventTrigger(_Model):
     event: str = Field(description="A known event type, like customer.created")
     accounts: Literal[ACCOUNT_SCOPES] = "platform"  # type: ignore[valid-type]
     conditions: ConditionTree | None = None
+    # Runs sharing the key execute one at a time in event order (docs/workflows.md, "One at a
+    # time per customer"); a failed run holds its key at most this long.
+    serialize_by: Literal[SERIALIZE_BY] | None = Field(  # type: ignore[valid-type]
+        None, description="customer or object", json_schema_extra=_no_default
+    )
+    serialize_max_wait_minutes: float | int | None = Field(
+        None, description="How long a failed run holds its key", json_schema_extra=_no_default
+    )
 
 
 class ManualTrigger(_Model):

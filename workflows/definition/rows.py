@@ -149,6 +149,11 @@ def rows_to_definition(version: WorkflowVersion) -> dict:
         trigger["accounts"] = version.trigger_accounts
         if trigger_root is not None:
             trigger["conditions"] = tree(trigger_root)
+        if version.trigger_serialize_by:
+            trigger["serialize_by"] = version.trigger_serialize_by
+        wait = version.trigger_serialize_max_wait_minutes
+        if wait is not None:
+            trigger["serialize_max_wait_minutes"] = int(wait) if wait == int(wait) else wait
     elif version.trigger_type == WorkflowVersion.TriggerType.MANUAL:
         trigger["input"] = version.trigger_input
     elif version.trigger_type == WorkflowVersion.TriggerType.SCHEDULE:
@@ -278,6 +283,8 @@ def definition_to_rows(*, version: WorkflowVersion, definition: dict) -> Workflo
     version.trigger_accounts = trigger.get("accounts") or WorkflowVersion.AccountScope.PLATFORM
     version.trigger_cron = trigger.get("cron", "") or ""
     version.trigger_input = trigger.get("input") or []
+    version.trigger_serialize_by = trigger.get("serialize_by") or ""
+    version.trigger_serialize_max_wait_minutes = trigger.get("serialize_max_wait_minutes")
     version.step_count = walk.count(definition)
     version.save()
 

@@ -183,6 +183,7 @@ class _Validator:
                     _Scope(visible_steps=frozenset(), in_loop=False),
                     depth=0,
                 )
+            self.check_serialize(t)
         elif t["type"] == "manual":
             self.check_manual_input(t.get("input", []))
         else:
@@ -196,6 +197,23 @@ class _Validator:
                     f"'{cron}' is not a valid cron expression (five fields: minute hour "
                     "day-of-month month day-of-week, like '0 9 * * 1')",
                 )
+
+    def check_serialize(self, t: dict) -> None:
+        wait = t.get("serialize_max_wait_minutes")
+        if wait is None:
+            return
+        if isinstance(wait, bool) or wait <= 0:
+            self.error(
+                "",
+                "trigger.serialize_max_wait_minutes",
+                "serialize_max_wait_minutes must be a positive number of minutes",
+            )
+        elif t.get("serialize_by") is None:
+            self.error(
+                "",
+                "trigger.serialize_max_wait_minutes",
+                "serialize_max_wait_minutes needs serialize_by (customer or object)",
+            )
 
     def check_manual_input(self, declared: list[dict]) -> None:
         # The model checked each field's keys and types; names must also differ.

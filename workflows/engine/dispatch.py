@@ -21,7 +21,7 @@ from django.utils import timezone
 from billing.events import event_envelope
 from billing.models import Event
 from workflows.definition.rows import shared_definition
-from workflows.engine import active_set
+from workflows.engine import active_set, serial
 from workflows.engine.conditions import evaluate
 from workflows.engine.queue import run_enqueue
 from workflows.engine.store import active_workflows
@@ -121,6 +121,8 @@ def _create_runs(event: Event, now, *, guard_duplicates: bool) -> list[int]:
     chain = list(event.cause_chain or [])
     for workflow in matching_workflows(event, envelope):
         error = recursion_error(workflow, chain)
+        trigger = shared_definition(workflow.published_version)["trigger"]
+        serial_key = serial.key_of(trigger, envelope)
         run = Run(
             environment_id=event.environment_id,
             workflow=workflow,
@@ -129,6 +131,8 @@ def _create_runs(event: Event, now, *, guard_duplicates: bool) -> list[int]:
             event=event,
             trigger=envelope,
             cause_chain=chain,
+            serial_key=serial_key,
+            serial_max_wait=serial.max_wait_seconds(trigger) if serial_key else None,
         )
         if error is not None:
             run.status = Run.Status.FAILED

@@ -56,7 +56,7 @@ from billing.events import event_cause
 from billing.provider import use_up_fault_after_rollback
 from workflows.actions.registry import Action, ActionContext, StepSkipped
 from workflows.definition.rows import shared_definition
-from workflows.engine import active_set
+from workflows.engine import active_set, serial
 from workflows.engine.delays import parse_timestamp, resume_at
 from workflows.engine.faults import fault_point
 from workflows.engine.leases import (
@@ -210,8 +210,12 @@ def _run_execute(*, run_id: int, owner: str | None) -> str:
     except _Ended:
         finished = False
     if finished:
-        return Run.Status.SUCCEEDED
-    return Run.objects.filter(pk=run_id).values_list("status", flat=True).first() or ""
+        status = Run.Status.SUCCEEDED
+    else:
+        status = Run.objects.filter(pk=run_id).values_list("status", flat=True).first() or ""
+    if status in (Run.Status.SUCCEEDED, Run.Status.CANCELED):
+        serial.key_released(run)  # the next run of its key, if any, need not wait for the sweep
+    return status
 
 
 # --- transactions ---------------------------------------------------------------------------

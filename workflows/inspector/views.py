@@ -28,6 +28,7 @@ from billing.money import AMOUNT_FIELDS, amounts_of, format_money_with_minor
 from workflows.access import any_workflow_for, run_for
 from workflows.builder.canvas import canvas_nodes, canvas_trigger
 from workflows.definition.rows import version_definition
+from workflows.engine import serial
 from workflows.engine.delays import waiting_on
 from workflows.engine.runs import run_restart_preview
 from workflows.inspector.audit import (
@@ -311,6 +312,7 @@ def _run_context(request: HttpRequest, run: Run, **extra: Any) -> dict:
         notes=RunNote.objects.filter(run=run).select_related("user", "api_key"),
         error_json=_pretty(run.error) if run.error else "",
         waiting=waiting_on(run),
+        serialized=serial.note_of(run),
         **extra,
     )
 
