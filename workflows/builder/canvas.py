@@ -85,6 +85,8 @@ class TriggerCard:
     conditions: str = ""
     # The event type, drawn beside its human name ("Customer created" · customer.created).
     event: str = ""
+    # "One run at a time per customer" (`trigger.serialize_by`), else "".
+    serialized: str = ""
 
 
 # --- plain words ------------------------------------------------------------------------------
@@ -202,6 +204,15 @@ def step_words(step: dict) -> tuple[str, str]:
     return title, _clip(summary)
 
 
+def _serialized_words(trigger: dict) -> str:
+    by = trigger.get("serialize_by")
+    if by not in ("customer", "object"):
+        return ""
+    wait = trigger.get("serialize_max_wait_minutes")
+    held = f"; a failed run holds it {wait:g} min at most" if isinstance(wait, int | float) else ""
+    return f"One run at a time per {by}, in event order{held}"
+
+
 def canvas_trigger(definition: dict) -> TriggerCard:
     trigger = definition.get("trigger") or {}
     kind = trigger.get("type", "")
@@ -219,6 +230,7 @@ def canvas_trigger(definition: dict) -> TriggerCard:
             event=event,
             summary=f"Starts on each {event or '…'} event ({accounts})",
             conditions=f"Only if {conditions}" if conditions else "",
+            serialized=_serialized_words(trigger),
         )
     if kind == "manual":
         fields = [
