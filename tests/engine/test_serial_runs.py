@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from billing import services as billing
 from tests import factories
+from tests.api_client import api_for
 from tests.concurrency import race
 from tests.httpserver import Reply
 from workflows.definition.validation import validate_definition
@@ -225,3 +226,25 @@ def test_two_claims_never_start_two_runs_of_one_key(transactional_db, live, alic
         assert len(claimed) <= 1, f"round {round_}: both runs of {ana.pk} started"
         running = Run.objects.filter(serial_key=ana.pk, status=Run.Status.RUNNING).count()
         assert running <= 1
+
+
+def test_the_run_page_and_the_api_say_what_a_held_run_waits_for(client, live, alice, partner):
+    ana = factories.customer(live)
+    factories.workflow_active(live, serialized(partner.url("/hook")), alice)
+    partner.script(400)
+    first, second = update(ana, 1), update(ana, 2)
+    assert run_execute(run_id=first.pk) == Run.Status.FAILED
+    first.refresh_from_db()
+
+    client.force_login(alice)
+    page = client.get(f"/admin/runs/{second.pk}/").content.decode()
+    assert f"waiting for run #{first.pk} (same customer {ana.pk}) to finish: it failed at" in page
+    assert f'href="/admin/runs/{first.pk}/"' in page
+
+    body = api_for(live, "viewer").get(f"/runs/{second.pk}").json()
+    proceeds = first.finished_at + timedelta(minutes=60)
+    assert body["serialized"]["run"] == first.pk
+    assert body["serialized"]["key"] == ana.pk
+    assert body["serialized"]["proceeds_at"] == int(proceeds.timestamp())
+    assert body["serialized"]["passed"] is False
+    assert api_for(live, "viewer").get(f"/runs/{first.pk}").json()["serialized"] is None
