@@ -141,10 +141,12 @@ def run_claim(*, run_id: int, owner: str, expires: datetime) -> Claim | None:
         sql = named(
             "run_claim_and_load", (width(Run), no_wait), lambda: _claim_and_load_sql(db, no_wait)
         )
-        claim = once_more_if_disconnected(lambda: _claim_and_load(sql, params, now))
+        row = once_more_if_disconnected(lambda: _claimed_row(sql, params))
+        claim = _loaded(row, now)
     else:
         sql = named("run_claim", (), lambda: _claim_sql(db))
-        claim = once_more_if_disconnected(lambda: _claim_and_read(sql, params, run_id, now))
+        claimed = once_more_if_disconnected(lambda: _claimed_count(sql, params))
+        claim = _read(run_id, now) if claimed else None
     if claim is None:
         return _claim_serial(db, run_id, owner, expires, now)
     return claim
@@ -157,10 +159,20 @@ def _claim_params(db, run_id: int, owner: str, expires: datetime, now: datetime)
     return params + [Status.PENDING, at(now), Status.WAITING, at(now), Status.RUNNING, at(now)]
 
 
-def _claim_and_load(sql: str, params: list, now: datetime) -> Claim | None:
+def _claimed_row(sql: str, params: list) -> tuple | None:
     with default_db().cursor() as cursor:
         cursor.execute(sql, params)
-        row = cursor.fetchone()
+        return cursor.fetchone()
+
+
+def _claimed_count(sql: str, params: list) -> int:
+    with default_db().cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+def _loaded(row: tuple | None, now: datetime) -> Claim | None:
+    """The claim from the row the claim-and-load statement returned (PostgreSQL)."""
     if row is None:
         return None
     run = from_row(Run, row)
@@ -182,11 +194,8 @@ def _claim_and_load(sql: str, params: list, now: datetime) -> Claim | None:
     return Claim(run=run, at=now, account=account)
 
 
-def _claim_and_read(sql: str, params: list, run_id: int, now: datetime) -> Claim | None:
-    with default_db().cursor() as cursor:
-        cursor.execute(sql, params)
-        if cursor.rowcount != 1:
-            return None
+def _read(run_id: int, now: datetime) -> Claim:
+    """The claim of a run just claimed, read with the ORM (SQLite)."""
     run = Run.objects.select_related("version", "environment", "event__account").get(pk=run_id)
     return Claim(run=run, at=now, account=run.event.account if run.event_id else None)
 
@@ -221,7 +230,7 @@ def _claim_serial(db, run_id: int, owner: str, expires: datetime, now: datetime)
     with transaction.atomic():
         if lock is None:
             sql = named("run_claim_serial", (), lambda: _claim_sql(db, serial=True))
-            return _claim_and_read(sql, params, run_id, now)
+            return _read(run_id, now) if _claimed_count(sql, params) == 1 else None
         with db.cursor() as cursor:
             cursor.execute(lock, [f"{workflow_id}:{key}"])
         sql = named(
@@ -229,7 +238,7 @@ def _claim_serial(db, run_id: int, owner: str, expires: datetime, now: datetime)
             (width(Run),),
             lambda: _claim_and_load_sql(db, False, serial=True),
         )
-        return _claim_and_load(sql, params, now)
+        return _loaded(_claimed_row(sql, params), now)
 
 
 # --- the lease: renew, give back, finish ------------------------------------------------------
