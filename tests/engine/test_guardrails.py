@@ -220,3 +220,25 @@ def test_two_transactions_racing_for_the_last_unit_of_a_cap_reserve_it_once(
     assert breach.type == "guardrail"
     assert "from 50.00 USD to 60.00 USD" in breach.message
     assert today(workflow) == 5000
+
+
+def test_a_test_run_stops_where_a_run_would_pass_a_guardrail_and_reserves_nothing(live, alice):
+    from workflows.builder.test_run import workflow_test_run
+
+    definition = refunds({"max_amount_per_run": {"usd": 5000}}, amounts=(3000, 3000))
+    workflow = factories.workflow_active(live, definition, alice)
+    charge = factories.paid_charge(live, amount=10000)
+
+    result = workflow_test_run(
+        workflow_id=workflow.pk,
+        definition=definition,
+        trigger={"input": {"charge": charge.pk}},
+        environment=live,
+    )
+
+    assert result.status == "failed"
+    assert result.steps["refund_1"]["status"] == "simulated"
+    assert (result.error["step"], result.error["type"]) == ("refund_2", "guardrail")
+    assert "this run's total from 30.00 USD to 60.00 USD" in result.error["message"]
+    assert not Refund.objects.filter(charge=charge).exists()
+    assert not GuardrailTotal.objects.filter(workflow=workflow).exists()

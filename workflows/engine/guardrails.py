@@ -167,23 +167,32 @@ def _breach(
 
 
 def guardrails_preview(
-    *, caps: Caps, workflow_id: int, run_id: int | None, amounts: list[tuple[str, int]], what: str
+    *,
+    caps: Caps,
+    workflow_id: int | None,
+    moved: dict[str, int],
+    amounts: list[tuple[str, int]],
+    what: str,
 ) -> str:
-    """The breach a step would cause now, reserving nothing (the builder's test run), or ""."""
+    """The breach a step would cause, reserving nothing (the builder's test run), or "".
+    `moved` is what the steps before it in the same test run would have moved; it is added to
+    when the step fits."""
     now = timezone.now()
+    amounts = [(currency.lower(), amount) for currency, amount in amounts if amount > 0]
     for currency, amount in amounts:
-        if amount <= 0:
-            continue
-        currency = currency.lower()
+        before = moved.get(currency, 0)
         cap = caps.per_run.get(currency)
-        if cap is not None and amount > cap:
+        if cap is not None and before + amount > cap:
             return _breach(
-                "max_amount_per_run", cap, currency, amount, 0, what, "this run's"
+                "max_amount_per_run", cap, currency, amount, before, what, "this run's"
             ).message
         cap = caps.per_day.get(currency)
-        before = total_of(workflow_id, Scope.DAY, day_bucket(now), currency)
+        if workflow_id is not None:
+            before += total_of(workflow_id, Scope.DAY, day_bucket(now), currency)
         if cap is not None and before + amount > cap:
             return _breach(
                 "max_amount_per_day", cap, currency, amount, before, what, "today's (UTC)"
             ).message
+    for currency, amount in amounts:
+        moved[currency] = moved.get(currency, 0) + amount
     return ""
