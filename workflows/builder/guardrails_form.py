@@ -15,9 +15,7 @@ from django import forms
 from workflows.definition.guardrails import AMOUNT_CAPS, guardrail_problems
 from workflows.definition.money import format_amount, parse_amount
 
-_AMOUNT_HELP = (
-    "One currency a line, the amount in major units: <code>usd 5,000.00</code>. Empty: no cap."
-)
+_AMOUNT_HELP = "One currency a line, the amount in major units: usd 5,000.00. Empty: no cap."
 
 
 def amounts_to_text(amounts: dict[str, int] | None) -> str:
@@ -53,7 +51,9 @@ class GuardrailsForm(forms.Form):
         help_text="Between 0 and 1: 0.5 is half of the runs failing. Empty: no circuit breaker.",
     )
     min_runs = forms.IntegerField(label="…of at least this many runs", required=False)
-    window_minutes = forms.IntegerField(label="…ended in the last minutes", required=False)
+    window_minutes = forms.IntegerField(
+        label="…that ended within this many minutes", required=False
+    )
 
     BREAKER_FIELDS = ("failure_rate", "min_runs", "window_minutes")
 

@@ -656,6 +656,6 @@ def _fail_step(ex: _Execution, rec: StepRun, details: dict, params: object) -> N
         # The failure notification's outbox row commits (or not) with the failure, and so
         # does the circuit breaker's deactivation, if this failure trips it.
         notify_run_failed(ex.run.pk)
-        breaker_check(ex.run.pk)
+        breaker_check(workflow_id=ex.run.workflow_id, dry_run=ex.run.dry_run)
     _written(ex, rec, row)
     raise _Ended

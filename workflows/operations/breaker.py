@@ -1,7 +1,7 @@
 """The circuit breaker: a workflow whose runs keep failing is deactivated, and its subscribers
 are told why (docs/workflows.md, "Circuit breaker").
 
-`breaker_check(run_id)` is the engine's second failure hook, called in the transaction that
+`breaker_check(workflow_id=…)` is the engine's second failure hook, called in the transaction that
 fails the run (beside `notify_run_failed`). With the workflow's `auto_deactivate` rule (its
 published version's), it counts the workflow's runs started in the last `window_minutes` that
 have ended (succeeded or failed; the failing run included) and, when there are at least
@@ -37,14 +37,14 @@ logger = logging.getLogger(__name__)
 NOTIFY_TASK = "workflows.tasks.deactivation_notify"
 
 
-def breaker_check(run_id: int) -> bool:
-    """Deactivate the failed run's workflow if its failure rate tripped the breaker; call it
-    inside the transaction that fails the run. True when this call deactivated it."""
-    run = Run.objects.filter(pk=run_id).values("workflow_id", "dry_run").first()
-    if run is None or run["dry_run"]:
+def breaker_check(*, workflow_id: int, dry_run: bool = False) -> bool:
+    """Deactivate the workflow of a run that just failed if its failure rate tripped the
+    breaker; call it inside the transaction that fails the run. True when this call
+    deactivated it."""
+    if dry_run:
         return False
     workflow = (
-        Workflow.objects.filter(pk=run["workflow_id"], status=Workflow.Status.ACTIVE)
+        Workflow.objects.filter(pk=workflow_id, status=Workflow.Status.ACTIVE)
         .values("published_version__auto_deactivate", "deactivated_at")
         .first()
     )
@@ -57,7 +57,7 @@ def breaker_check(run_id: int) -> bool:
     if workflow["deactivated_at"] is not None:
         since = max(since, workflow["deactivated_at"])
     counts = Run.objects.filter(
-        workflow_id=run["workflow_id"],
+        workflow_id=workflow_id,
         created__gte=since,
         dry_run=False,
         status__in=(Run.Status.SUCCEEDED, Run.Status.FAILED),
@@ -70,14 +70,12 @@ def breaker_check(run_id: int) -> bool:
         f"last {minutes} minutes failed ({failed / ended:.0%}; the limit is a failure rate of "
         f"{rate:.0%} over at least {min_runs} runs)."
     )
-    deactivated = Workflow.objects.filter(
-        pk=run["workflow_id"], status=Workflow.Status.ACTIVE
-    ).update(
+    deactivated = Workflow.objects.filter(pk=workflow_id, status=Workflow.Status.ACTIVE).update(
         status=Workflow.Status.INACTIVE, deactivated_reason=reason, deactivated_at=now, updated=now
     )
     if not deactivated:
         return False  # another failure tripped it first
-    _enqueue(run["workflow_id"])
+    _enqueue(workflow_id)
     return True
 
 
