@@ -113,7 +113,8 @@ def guardrails_reserve(
     step's idempotency key, for a step whose effect is outside the database: it then reserves
     in a transaction of its own, once per key.
     """
-    amounts = [(currency.lower(), amount) for currency, amount in amounts if amount > 0]
+    # In currency order, so two steps moving several currencies lock the totals in one order.
+    amounts = sorted((currency.lower(), amount) for currency, amount in amounts if amount > 0)
     if not caps or not amounts:
         return
     if step_key:
