@@ -113,6 +113,8 @@ def test_the_workflow_page_says_why_the_breaker_deactivated_it(client, mona, reg
     client.force_login(mona)
     html = client.get(f"/admin/workflows/{region_workflow.pk}/").content.decode()
     assert reason in html
+    listing = client.get("/admin/workflows/").content.decode()
+    assert "by its circuit breaker" in listing
     # Activating it again clears the reason.
     client.post(f"/admin/workflows/{region_workflow.pk}/activate/", {"next": "builder"})
     region_workflow.refresh_from_db()
