@@ -50,6 +50,10 @@ class Workflow(models.Model):
     created = models.DateTimeField(default=timezone.now)
     updated = models.DateTimeField(default=timezone.now)
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # Set when the circuit breaker deactivated the workflow (its failure rate, the window);
+    # cleared when someone activates it again (docs/workflows.md, "Circuit breaker").
+    deactivated_reason = models.TextField(blank=True)
+    deactivated_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["name", "id"]
@@ -88,6 +92,9 @@ class WorkflowVersion(models.Model):
     trigger_serialize_by = models.CharField(max_length=10, blank=True)
     trigger_serialize_max_wait_minutes = models.FloatField(null=True, blank=True)
     step_count = models.PositiveSmallIntegerField(default=0)
+    # The definition's money guardrails and circuit breaker, as in its JSON form (or null).
+    guardrails = models.JSONField(null=True, blank=True)
+    auto_deactivate = models.JSONField(null=True, blank=True)
     created = models.DateTimeField(default=timezone.now)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -573,6 +580,40 @@ class RunBatchItem(models.Model):
 
     def __str__(self) -> str:
         return f"batch {self.batch_id} run {self.run_id} ({self.outcome})"
+
+
+class GuardrailTotal(models.Model):
+    """A running total a money guardrail is checked against (workflows/engine/guardrails.py).
+
+    `scope` says what is counted: `run` (money moved by one run, `bucket` its id), `day` (money
+    moved by the workflow on a UTC day, `bucket` the date), `hour` (runs that moved money in a
+    UTC hour, `currency` empty) and `step` (a non-transactional step already counted, `bucket`
+    its idempotency key). Only ever changed by one conditional upsert, so two workers cannot
+    both take the last unit of a cap.
+    """
+
+    class Scope(models.TextChoices):
+        RUN = "run"
+        DAY = "day"
+        HOUR = "hour"
+        STEP = "step"
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="+")
+    scope = models.CharField(max_length=4, choices=Scope.choices)
+    bucket = models.CharField(max_length=200)
+    currency = models.CharField(max_length=3, blank=True)
+    total = models.BigIntegerField(default=0)
+    updated = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workflow", "scope", "bucket", "currency"], name="guardrail_total_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workflow_id} {self.scope} {self.bucket} {self.currency}: {self.total}"
 
 
 class NotificationSubscription(models.Model):

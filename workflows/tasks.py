@@ -15,6 +15,7 @@ from workflows.engine.faults import fault_point
 from workflows.engine.runs import run_start_scheduled
 from workflows.engine.sweep import sweep as _sweep
 from workflows.models import Workflow
+from workflows.operations.breaker import deactivation_notify as _deactivation_notify
 from workflows.operations.health import stall_check as _stall_check
 from workflows.operations.notifications import (
     failure_notifications_deliver as _failure_notifications_deliver,
@@ -68,6 +69,11 @@ def failure_notifications_deliver(workflow_id: int) -> int:
     """Queued when a run fails (and by one-off schedules for the next window): send the
     workflow's failure digest for this window."""
     return _failure_notifications_deliver(workflow_id)
+
+
+def deactivation_notify(workflow_id: int) -> int:
+    """Queued when the circuit breaker deactivated a workflow: tell its subscribers why."""
+    return _deactivation_notify(workflow_id)
 
 
 def payment_retries() -> int:

@@ -18,6 +18,7 @@ urlpatterns = [
     path("<int:workflow_id>/deactivate/", views.workflow_deactivate_view, name="deactivate"),
     path("<int:workflow_id>/delete/", views.workflow_delete_view, name="delete"),
     path("<int:workflow_id>/trigger/", views.trigger_edit, name="trigger"),
+    path("<int:workflow_id>/guardrails/", views.guardrails_edit, name="guardrails"),
     path("<int:workflow_id>/steps/add/", views.step_add, name="step_add"),
     path("<int:workflow_id>/steps/<str:step_id>/", views.step_edit, name="step"),
     path("<int:workflow_id>/steps/<str:step_id>/move/", views.step_move, name="step_move"),

@@ -252,6 +252,12 @@ _FIELD_MESSAGES = {
     ("definition", "name"): lambda v: "A workflow needs a name",
     ("definition", "description"): lambda v: "The description must be a string",
     ("definition", "steps"): lambda v: "'steps' must be a list",
+    ("definition", "guardrails"): lambda v: (
+        "'guardrails' must be an object: max_amount_per_run, max_amount_per_day, max_runs_per_hour"
+    ),
+    ("definition", "auto_deactivate"): lambda v: (
+        "'auto_deactivate' must be an object: failure_rate, min_runs, window_minutes"
+    ),
     ("trigger", "event"): lambda v: "An event trigger needs an event type",
     ("trigger", "accounts"): lambda v: (
         f"Unknown account scope '{v}': use {_quoted(ACCOUNT_SCOPES)}"

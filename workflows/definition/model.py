@@ -221,6 +221,24 @@ class Definition(_Model):
     description: Annotated[str, StringConstraints(max_length=DESCRIPTION_MAX_LENGTH)] = ""
     trigger: Trigger
     steps: list[Step]
+    # Workflow-wide settings, checked in detail by workflows.definition.guardrails (the
+    # validator names the field): shape here is only "an object", so a draft keeps them.
+    guardrails: dict[str, Any] | None = Field(
+        None,
+        description=(
+            "Money guardrails: max_amount_per_run and max_amount_per_day ({currency: amount "
+            "in the minor unit}), max_runs_per_hour (runs that move money)"
+        ),
+        json_schema_extra=_no_default,
+    )
+    auto_deactivate: dict[str, Any] | None = Field(
+        None,
+        description=(
+            "Circuit breaker: failure_rate (0 < x <= 1), min_runs, window_minutes; the workflow "
+            "is deactivated when its failure rate over the window reaches the rate"
+        ),
+        json_schema_extra=_no_default,
+    )
 
 
 for _model in (AllOf, AnyOf, BranchPath, ForeachStep, Definition):

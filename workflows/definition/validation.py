@@ -22,6 +22,7 @@ from django.conf import settings
 from workflows.actions import registry
 from workflows.definition import event_types, walk
 from workflows.definition.errors import shape_errors, type_name
+from workflows.definition.guardrails import guardrail_problems
 from workflows.definition.model import MANUAL_INPUT_TYPES, STEP_ID_PATTERN  # noqa: F401 (forms)
 from workflows.engine.conditions import UNARY_OPERATORS
 from workflows.engine.delays import parse_timestamp
@@ -150,6 +151,10 @@ class _Validator:
                     "workflow, nested steps included",
                 )
             self.all_step_ids.add(step_id)
+        # Money guardrails and the circuit breaker are refused even in a draft: the engine
+        # reads them as they are stored.
+        for field, message in guardrail_problems(d):
+            self.error("", field, message)
 
     # --- meaning ------------------------------------------------------------------------
 

@@ -55,10 +55,12 @@ from billing.errors import ProviderError
 from billing.events import event_cause
 from billing.provider import use_up_fault_after_rollback
 from workflows.actions.registry import Action, ActionContext, StepSkipped
+from workflows.definition.guardrails import caps as guardrail_caps
 from workflows.definition.rows import shared_definition
 from workflows.engine import active_set, serial
 from workflows.engine.delays import parse_timestamp, resume_at
 from workflows.engine.faults import fault_point
+from workflows.engine.guardrails import guardrails_reserve
 from workflows.engine.leases import (
     lease_claim,
     lease_defer,
@@ -74,6 +76,7 @@ from workflows.engine.store.steps import Fence, record_canceled, records_write
 from workflows.engine.templating import resolve
 from workflows.engine.walk import Walk, Work
 from workflows.models import Run, StepRun
+from workflows.operations.breaker import breaker_check
 from workflows.operations.notifications import notify_run_failed
 
 # Retries due sooner than this wait inside the task; later ones go back to the queue.
@@ -249,8 +252,10 @@ def _attempts(
             where = {"run_id": run.pk, "step_id": step_id, "iteration": iteration}
             fault_point("before_effect", **where)
             if transactional:
-                # The action's writes and the success mark commit together, or not at all.
+                # The action's writes and the success mark commit together, or not at all;
+                # so does the step's reservation against the money guardrails.
                 with transaction.atomic():
+                    _guard_money(ex, step_id, action, ctx, params)
                     with (
                         lease_held(run_id=run.pk, owner=ex.owner, heartbeat=False),
                         event_cause(run_id=run.pk, chain=ex.chain),
@@ -264,6 +269,7 @@ def _attempts(
                 # held across I/O; the action's own delivery record makes the send once. The
                 # lease is held while the action runs (a heartbeat), so the run is never handed
                 # to a second worker while this send is in flight (leases.lease_held).
+                _guard_money(ex, step_id, action, ctx, params, step_key=rec.idempotency_key)
                 with (
                     lease_held(run_id=run.pk, owner=ex.owner, heartbeat=True),
                     event_cause(run_id=run.pk, chain=ex.chain),
@@ -365,6 +371,32 @@ def _wait(ex: _Execution, step_id: str, iteration: str, template: dict) -> dict:
         _write(ex, row)
     _written(ex, rec, row)
     raise _Ended
+
+
+def _guard_money(
+    ex: _Execution,
+    step_id: str,
+    action: Action | None,
+    ctx: ActionContext,
+    params: object,
+    *,
+    step_key: str = "",
+) -> None:
+    """Before an effect that moves money (`Action.moves_money`), reserve it against the
+    workflow's money guardrails, or fail the step with `guardrail` (engine/guardrails.py)."""
+    if action is None or action.moves_money is None or ex.run.dry_run:
+        return
+    caps = guardrail_caps(shared_definition(ex.run.version))
+    if not caps:
+        return
+    guardrails_reserve(
+        caps=caps,
+        workflow_id=ex.run.workflow_id,
+        run_id=ex.run.pk,
+        amounts=action.moves_money(ctx, params if isinstance(params, dict) else {}),
+        what=f"step '{step_id}' ({action.key})",
+        step_key=step_key,
+    )
 
 
 def _start_attempt(ex: _Execution, step_id: str, iteration: str, *, capped: bool = True) -> StepRun:
@@ -625,7 +657,9 @@ def _fail_step(ex: _Execution, rec: StepRun, details: dict, params: object) -> N
         ):
             raise _Fenced
         _write(ex, row)
-        # The failure notification's outbox row commits (or not) with the failure.
+        # The failure notification's outbox row commits (or not) with the failure, and so
+        # does the circuit breaker's deactivation, if this failure trips it.
         notify_run_failed(ex.run.pk)
+        breaker_check(workflow_id=ex.run.workflow_id, dry_run=ex.run.dry_run)
     _written(ex, rec, row)
     raise _Ended
