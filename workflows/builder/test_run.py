@@ -36,7 +36,7 @@ from workflows.engine.conditions import explain
 from workflows.engine.delays import resume_at
 from workflows.engine.retry import error_details
 from workflows.engine.templating import resolve
-from workflows.engine.walk import Walk, Work
+from workflows.engine.walk import Walk, Work, start_context
 from workflows.models import WorkflowVersion
 
 SIMULATED = "simulated"
@@ -44,7 +44,7 @@ SIMULATED = "simulated"
 NOT_TRIGGERED = "not_triggered"
 
 
-class _Stop(Exception):
+class WalkStopped(Exception):
     """The walk ends here (a false condition, or a failed step)."""
 
 
@@ -70,7 +70,7 @@ def _json(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, default=str)
 
 
-class _Recorder:
+class Recorder:
     """The test run's policy for the walk: records in memory, simulates side effects."""
 
     def __init__(self, *, environment: Environment, context: dict, for_real: bool) -> None:
@@ -100,7 +100,7 @@ class _Recorder:
         self.result.status = "failed"
         self.result.error = {**details, "step": step_id, "iteration": iteration}
         self.result.stop_reason = f"Step '{step_id}' failed: {details['message']}"
-        raise _Stop
+        raise WalkStopped
 
     # --- the walk's policy (engine/walk.py) ---
 
@@ -190,7 +190,7 @@ class _Recorder:
         self.result.stop_why = why
         if why:
             self.result.steps[step["id"]]["note"] = f"False: {why}."
-        raise _Stop
+        raise WalkStopped
 
 
 def trigger_mismatch(definition: dict, trigger: dict) -> str:
@@ -227,8 +227,8 @@ def workflow_test_run(
     {"input": …} for a manual workflow). `for_real` is refused outside a sandbox."""
     if for_real and environment.kind != Environment.Kind.SANDBOX:
         raise ValueError("Only a sandbox may execute a test run for real")
-    context = {"trigger": trigger, "steps": {}, "run": {"id": None, "workflow": workflow_id}}
-    recorder = _Recorder(environment=environment, context=context, for_real=for_real)
+    context = start_context(trigger=trigger, run_id=None, workflow_id=workflow_id)
+    recorder = Recorder(environment=environment, context=context, for_real=for_real)
     result = recorder.result
     why = trigger_mismatch(definition, trigger)
     if why:
@@ -241,7 +241,7 @@ def workflow_test_run(
         with transaction.atomic():
             try:
                 walk.steps(definition.get("steps") or [], "")
-            except _Stop:
+            except WalkStopped:
                 pass
             if not for_real:
                 raise _Rollback
