@@ -80,14 +80,15 @@ def segment_workflow_definition(name: str = "Trial customers by region") -> dict
 COUNTRIES = ["US", "FR", "BR", "CA", "DE"]
 
 
-def make_customer(environment, i: int) -> Customer:
-    """The i-th customer of a mix: every third in the trial segment, every seventh without an
-    e-mail, countries in turn."""
+def make_customer(environment, i: int, *, trial_every: int = 3) -> Customer:
+    """The i-th customer of a mix: every `trial_every`th in the trial segment, every seventh
+    without an e-mail; the countries change every `trial_every` customers, so the trial ones
+    take turns too."""
     return billing.customer_create(
         environment=environment,
         email="" if i % 7 == 0 else f"c{i}@example.com",
-        address={"country": COUNTRIES[i % len(COUNTRIES)]},
-        metadata={"segment": "trial" if i % 3 == 0 else "paid"},
+        address={"country": COUNTRIES[i // trial_every % len(COUNTRIES)]},
+        metadata={"segment": "trial" if i % trial_every == 0 else "paid"},
     )
 
 
