@@ -30,6 +30,7 @@ from django_q.tasks import async_task
 from billing.models import ApiKey, Event
 from workflows.backtests.recording import Tally, path_keys, replay
 from workflows.definition import walk as definition_walk
+from workflows.engine.faults import fault_point
 from workflows.models import Backtest, Workflow
 
 log = logging.getLogger(__name__)
@@ -150,6 +151,7 @@ def _chunk(backtest: Backtest, keys: dict, size: int) -> bool:
             event=event, workflow=backtest.workflow, definition=backtest.definition, keys=keys
         )
         tally.add(event, run, backtest.samples)
+    fault_point("backtest_chunk", run_id=backtest.pk, step_id=str(backtest.events_scanned))
     with transaction.atomic():
         row = Backtest.objects.select_for_update().get(pk=backtest.pk)
         moved = (row.cursor_created, row.cursor_event) != (
