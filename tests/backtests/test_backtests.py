@@ -349,3 +349,45 @@ def test_path_names_shared_by_two_branches_are_prefixed_with_the_branch_id():
         "a": {None: "a/no path", "yes": "a/yes", "only a": "only a"},
         "b": {None: "b/no path", "yes": "b/yes"},
     }
+
+
+def test_each_loop_iteration_counts_and_adds_its_amount(live, alice):
+    """A loop over the customer's charges refunding 1.00 of each: read as billing is now."""
+    definition = {
+        "name": "Refund a dollar of every charge",
+        "trigger": {"type": "event", "event": "customer.created", "accounts": "platform"},
+        "steps": [
+            {
+                "id": "each_charge",
+                "type": "foreach",
+                "action": "charges.list",
+                "params": {"customer": "{{ trigger.data.object.id }}"},
+                "steps": [
+                    {
+                        "id": "refund",
+                        "type": "action",
+                        "action": "refunds.create",
+                        "params": {"charge": "{{ item.id }}", "amount": 100},
+                    }
+                ],
+            }
+        ],
+    }
+    workflow = factories.WorkflowFactory(
+        environment=live, definition=definition, created_by=alice, activate=False
+    )
+    workflow.refresh_from_db()
+    two, one = factories.customer(live), factories.customer(live)
+    for customer in (two, two, one):
+        factories.paid_charge(live, customer=customer)
+    before = billing_rows()
+    backtest = start(workflow)
+    backtest_apply(backtest_id=backtest.pk, continue_with=None)
+    backtest.refresh_from_db()
+    assert billing_rows() == before
+    assert backtest.steps == {
+        "each_charge": {"would_run": 2, "amounts": {}},
+        "refund": {"would_run": 3, "amounts": {"usd": 300}},
+    }
+    assert backtest.paths == {}
+    assert {s["route"] for s in backtest.samples} == {"straight through"}
