@@ -18,8 +18,9 @@ The report's keys (docs/workflows.md, "Backtests"):
   "stopped at <condition id>", one that would fail under "failed at <step id>" (a run cut short
   by the recursion guard: "failed at start: recursion"). A run counts once per decision it
   takes, so a run through two branches counts twice.
-* `steps`: per step id, `would_run` (the times it would run and succeed, each loop iteration
-  once; a condition counts whether true or false) and `amounts` ({currency: minor units}).
+* `steps`: per step id, `would_run` (the times it would run and not fail, each loop iteration
+  once; a condition counts whether true or false, a simulated action and a skipped system step
+  count) and `amounts` ({currency: minor units}).
 * `samples`: up to `SAMPLES_PER_ROUTE` events per route (the run's path keys in order, or
   "straight through"), `MAX_SAMPLES` in all.
 """
@@ -36,7 +37,7 @@ from billing.events import event_envelope
 from billing.models import Event
 from billing.snapshots import unix
 from workflows.actions.registry import Action, ActionContext
-from workflows.builder.test_run import SIMULATED, Recorder, WalkStopped
+from workflows.builder.test_run import Recorder, WalkStopped
 from workflows.definition import walk as definition_walk
 from workflows.engine.dispatch import recursion_error, trigger_accepts
 from workflows.engine.retry import error_details
@@ -46,8 +47,6 @@ from workflows.models import Workflow, WorkflowVersion
 SAMPLES_PER_ROUTE = 5
 MAX_SAMPLES = 25
 STRAIGHT_THROUGH = "straight through"
-# The statuses of a step that would run (a skipped system step ran and decided not to act).
-RAN = ("succeeded", SIMULATED, "skipped")
 
 
 class _Rollback(Exception):
@@ -158,6 +157,7 @@ class Tally:
     samples: list[dict] = field(default_factory=list)
 
     def add(self, event: Event, run: Replay | None, samples: list[dict]) -> None:
+        """Count `event` (`run`: what it would start); `samples`: those already kept."""
         self.scanned += 1
         if run is None:
             return
