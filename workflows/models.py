@@ -783,3 +783,64 @@ class PaymentRetry(models.Model):
 
     def __str__(self) -> str:
         return f"retry {self.invoice_id} #{self.attempt}"
+
+
+class Backtest(models.Model):
+    """A workflow version (or its draft, as it was) replayed against stored events, recording
+    what it would do and writing nothing to billing (workflows/backtests/, docs/workflows.md
+    "Backtests").
+
+    The job walks the events of the range in keyset chunks of (created, id); each chunk's
+    counts are added to the totals in the transaction that moves the cursor past it, so a
+    worker that dies mid-chunk leaves neither, and the next one counts the chunk once.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="+")
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="backtests")
+    # The number of the published version replayed; null for the draft.
+    version_number = models.PositiveIntegerField(null=True, blank=True)
+    # The definition walked, as it was when the backtest was asked for.
+    definition = models.JSONField()
+    since = models.DateTimeField()
+    until = models.DateTimeField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    events_total = models.PositiveIntegerField(null=True, blank=True)
+    events_scanned = models.PositiveIntegerField(default=0)
+    would_start = models.PositiveIntegerField(default=0)
+    # {path key: runs}, {step id: {"would_run": n, "amounts": {currency: minor units}}}
+    paths = models.JSONField(default=dict, blank=True)
+    steps = models.JSONField(default=dict, blank=True)
+    # [{"event", "created", "route", "path", "steps"}], a few per route.
+    samples = models.JSONField(default=list, blank=True)
+    # The last event counted (keyset: created, then id); the next chunk starts after it.
+    cursor_created = models.DateTimeField(null=True, blank=True)
+    cursor_event = models.CharField(max_length=40, blank=True)
+    error = models.CharField(max_length=1000, blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    api_key = models.ForeignKey(
+        ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    # Renewed after each chunk; a stale one lost its worker and the sweep enqueues it again.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        indexes = [models.Index(fields=["status", "heartbeat_at"])]
+
+    def __str__(self) -> str:
+        return f"backtest {self.pk} of workflow {self.workflow_id} ({self.status})"
+
+    @property
+    def version_label(self) -> str:
+        return "draft" if self.version_number is None else str(self.version_number)

@@ -9,6 +9,8 @@ module that does the work.
 from __future__ import annotations
 
 from backoffice.logs import log_context
+from workflows.backtests.jobs import backtest_apply as _backtest_apply
+from workflows.backtests.jobs import backtests_resume
 from workflows.batches.jobs import batch_apply, batches_resume
 from workflows.engine.executor import run_execute as _run_execute
 from workflows.engine.faults import fault_point
@@ -44,14 +46,19 @@ def start_scheduled_run(workflow_id: int, slot: str | None = None) -> int | None
 
 def sweep() -> dict:
     """Periodic recovery: lost dispatches, runs nobody works on, due retries, run batches
-    whose worker died."""
-    return {**_sweep(), "batches": batches_resume()}
+    and backtests whose worker died."""
+    return {**_sweep(), "batches": batches_resume(), "backtests": backtests_resume()}
 
 
 def run_batch_apply(batch_id: int) -> str:
     """A bulk restart or cancel (`RunBatch`): apply its items; a long one continues in a new
     task."""
     return batch_apply(batch_id=batch_id)
+
+
+def backtest_apply(backtest_id: int) -> str:
+    """A backtest: replay its range's events in chunks; a long one continues in a new task."""
+    return _backtest_apply(backtest_id=backtest_id)
 
 
 def stall_check() -> bool:

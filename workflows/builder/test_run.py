@@ -38,7 +38,7 @@ from workflows.engine.delays import resume_at
 from workflows.engine.guardrails import guardrails_preview
 from workflows.engine.retry import error_details
 from workflows.engine.templating import resolve
-from workflows.engine.walk import Walk, Work
+from workflows.engine.walk import Walk, Work, start_context
 from workflows.models import WorkflowVersion
 
 SIMULATED = "simulated"
@@ -47,7 +47,7 @@ NO_CAPS = Caps()
 NOT_TRIGGERED = "not_triggered"
 
 
-class _Stop(Exception):
+class WalkStopped(Exception):
     """The walk ends here (a false condition, or a failed step)."""
 
 
@@ -73,7 +73,7 @@ def _json(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, default=str)
 
 
-class _Recorder:
+class Recorder:
     """The test run's policy for the walk: records in memory, simulates side effects."""
 
     def __init__(
@@ -108,7 +108,7 @@ class _Recorder:
         self.result.status = "failed"
         self.result.error = {**details, "step": step_id, "iteration": iteration}
         self.result.stop_reason = f"Step '{step_id}' failed: {details['message']}"
-        raise _Stop
+        raise WalkStopped
 
     # --- the walk's policy (engine/walk.py) ---
 
@@ -220,7 +220,7 @@ class _Recorder:
         self.result.stop_why = why
         if why:
             self.result.steps[step["id"]]["note"] = f"False: {why}."
-        raise _Stop
+        raise WalkStopped
 
 
 def trigger_mismatch(definition: dict, trigger: dict) -> str:
@@ -257,8 +257,8 @@ def workflow_test_run(
     {"input": …} for a manual workflow). `for_real` is refused outside a sandbox."""
     if for_real and environment.kind != Environment.Kind.SANDBOX:
         raise ValueError("Only a sandbox may execute a test run for real")
-    context = {"trigger": trigger, "steps": {}, "run": {"id": None, "workflow": workflow_id}}
-    recorder = _Recorder(
+    context = start_context(trigger=trigger, run_id=None, workflow_id=workflow_id)
+    recorder = Recorder(
         environment=environment, context=context, for_real=for_real, caps=caps(definition)
     )
     result = recorder.result
@@ -273,7 +273,7 @@ def workflow_test_run(
         with transaction.atomic():
             try:
                 walk.steps(definition.get("steps") or [], "")
-            except _Stop:
+            except WalkStopped:
                 pass
             if not for_real:
                 raise _Rollback

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from workflows.builder import views
+from workflows.builder import backtests, views
 
 app_name = "workflows"
 
@@ -37,4 +37,15 @@ urlpatterns = [
     ),
     path("<int:workflow_id>/test/", views.workflow_test_view, name="test"),
     path("<int:workflow_id>/run/", views.manual_run, name="run"),
+    path("<int:workflow_id>/backtests/", backtests.backtest_start_view, name="backtests"),
+    path(
+        "<int:workflow_id>/backtests/<int:backtest_id>/",
+        backtests.backtest_view,
+        name="backtest",
+    ),
+    path(
+        "<int:workflow_id>/backtests/<int:backtest_id>/samples/<str:event_id>/",
+        backtests.backtest_sample_view,
+        name="backtest_sample",
+    ),
 ]

@@ -63,22 +63,36 @@ def _candidates(event: Event) -> list[Workflow]:
     ]
 
 
+def trigger_accepts(
+    *, accounts: str, conditions: object, event: Event, envelope: dict, workflow_id: int | None
+) -> bool:
+    """Whether a trigger of `event`'s type takes this event: its account scope, then its
+    conditions on {"trigger": envelope}. Dispatch and backtests ask this, so "would start"
+    means what starting means."""
+    if not _matches_scope(accounts, event):
+        return False
+    try:
+        return bool(evaluate(conditions, {"trigger": envelope}))
+    except Exception:
+        # A trigger that cannot be evaluated is treated as not matching, and logged.
+        logger.exception("trigger conditions of workflow %s failed on %s", workflow_id, event.pk)
+        return False
+
+
 def matching_workflows(event: Event, envelope: dict) -> list[Workflow]:
     """Active workflows of the event's environment whose trigger accepts this event."""
     matched = []
     for workflow in _candidates(event):
         version = workflow.published_version
         if not _matches_scope(version.trigger_accounts, event):
-            continue
-        conditions = shared_definition(version)["trigger"].get("conditions")
-        try:
-            accepted = evaluate(conditions, {"trigger": envelope})
-        except Exception:
-            # A trigger that cannot be evaluated is treated as not matching, and logged.
-            logger.exception(
-                "trigger conditions of workflow %s failed on %s", workflow.pk, event.pk
-            )
-            accepted = False
+            continue  # checked before the definition is read
+        accepted = trigger_accepts(
+            accounts=version.trigger_accounts,
+            conditions=shared_definition(version)["trigger"].get("conditions"),
+            event=event,
+            envelope=envelope,
+            workflow_id=workflow.pk,
+        )
         if accepted:
             matched.append(workflow)
     return matched

@@ -74,7 +74,7 @@ from workflows.engine.leases import (
 from workflows.engine.retry import error_details, retry_delay, step_max_attempts
 from workflows.engine.store.steps import Fence, record_canceled, records_write
 from workflows.engine.templating import resolve
-from workflows.engine.walk import Walk, Work
+from workflows.engine.walk import Walk, Work, start_context
 from workflows.models import Run, StepRun
 from workflows.operations.breaker import breaker_check
 from workflows.operations.notifications import notify_run_failed
@@ -168,11 +168,7 @@ def step_idempotency_key(run_id: int, step_id: str, iteration: str, restart: int
 
 def run_context(run: Run) -> dict:
     """The context a run starts with; step outputs are added as they succeed."""
-    return {
-        "trigger": run.trigger,
-        "steps": {},
-        "run": {"id": run.pk, "workflow": run.workflow_id},
-    }
+    return start_context(trigger=run.trigger, run_id=run.pk, workflow_id=run.workflow_id)
 
 
 def run_execute(*, run_id: int, owner: str | None = None) -> str:
