@@ -11,6 +11,7 @@ from billing.api_support.openapi import BillflowAPI
 from history.api import router as history_router
 from webhooks.api import router as webhooks_router
 from workflows.api import router as workflows_router
+from workflows.backtests.api import router as backtests_router
 from workflows.batches.api import router as run_batches_router
 
 api = BillflowAPI(
@@ -33,6 +34,7 @@ api.add_decorator(refuse_unknown_query_params, mode="view")
 api.add_router("", billing_router)
 api.add_router("", workflows_router)
 api.add_router("", run_batches_router)
+api.add_router("", backtests_router)
 api.add_router("", webhooks_router)
 api.add_router("", history_router)
 # Another app adds its routes here: import its `Router` above and `api.add_router("", router)`.

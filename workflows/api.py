@@ -27,6 +27,7 @@ from billing.snapshots import unix
 from workflows import services
 from workflows.definition.model import definition_schema, written_out_models
 from workflows.definition.validation import DefinitionInvalid, ValidationError
+from workflows.engine import serial
 from workflows.engine.approvals import ApprovalError
 from workflows.engine.delays import waiting_on
 from workflows.inspector.audit import (
@@ -246,6 +247,13 @@ class RunOut(Out):
         description='A waiting run: {"for": "delay", "step", "resume_at" (Unix time or null), '
         '"reason"}; null otherwise',
     )
+    serialized: dict[str, Any] | None = Field(
+        None,
+        description="A run of a workflow run one at a time per key (trigger.serialize_by): a "
+        'pending run held back {"run": the run it waits for, "key", "proceeds_at" (Unix time, '
+        'when that run failed, or null), "reason", "passed": false}, or a run that went ahead '
+        'of a failed run after the max wait (same keys, "passed": true); null otherwise',
+    )
     path: list[dict[str, Any]] = Field(description="The branch decisions taken, in order")
     dry_run: bool
     restart_count: int
@@ -367,6 +375,7 @@ def run_json(run: Run, *, steps: bool = False) -> dict:
         "error": run.error,
         "stop_reason": run.stop_reason,
         "waiting": _waiting_json(run),
+        "serialized": _serialized_json(run),
         "path": run.path,
         "dry_run": run.dry_run,
         "restart_count": run.restart_count,
@@ -389,6 +398,13 @@ def _waiting_json(run: Run) -> dict | None:
         approval = waiting["approval"]
         waiting["approval"] = {**approval, "times_out_at": unix(approval["times_out_at"])}
     return {**waiting, "resume_at": unix(waiting["resume_at"])}
+
+
+def _serialized_json(run: Run) -> dict | None:
+    note = serial.note_of(run)
+    if note is None:
+        return None
+    return {**note, "proceeds_at": unix(note["proceeds_at"])}
 
 
 def note_json(note: RunNote) -> dict:

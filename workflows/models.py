@@ -50,6 +50,10 @@ class Workflow(models.Model):
     created = models.DateTimeField(default=timezone.now)
     updated = models.DateTimeField(default=timezone.now)
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # Set when the circuit breaker deactivated the workflow (its failure rate, the window);
+    # cleared when someone activates it again (docs/workflows.md, "Circuit breaker").
+    deactivated_reason = models.TextField(blank=True)
+    deactivated_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["name", "id"]
@@ -84,7 +88,13 @@ class WorkflowVersion(models.Model):
     trigger_cron = models.CharField(max_length=120, blank=True)
     # Manual trigger: [{"name", "type", "required", ...}]
     trigger_input = models.JSONField(default=list, blank=True)
+    # Event trigger: one run at a time per customer or object (docs/workflows.md).
+    trigger_serialize_by = models.CharField(max_length=10, blank=True)
+    trigger_serialize_max_wait_minutes = models.FloatField(null=True, blank=True)
     step_count = models.PositiveSmallIntegerField(default=0)
+    # The definition's money guardrails and circuit breaker, as in its JSON form (or null).
+    guardrails = models.JSONField(null=True, blank=True)
+    auto_deactivate = models.JSONField(null=True, blank=True)
     created = models.DateTimeField(default=timezone.now)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -250,6 +260,10 @@ class Run(StoreOnlyModel, models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     restart_count = models.PositiveIntegerField(default=0)
     dry_run = models.BooleanField(default=False)
+    # One at a time per key (`trigger.serialize_by`, workflows/engine/serial.py): the key of an
+    # event's run ("cus_123"), and how long this run, failed, holds it.
+    serial_key = models.CharField(max_length=255, null=True, blank=True)
+    serial_max_wait = models.FloatField(null=True, blank=True)  # seconds
 
     class Meta:
         ordering = ["-created", "-id"]
@@ -283,6 +297,15 @@ class Run(StoreOnlyModel, models.Model):
                 fields=["finished_at", "id"],
                 condition=Q(status__in=["succeeded", "canceled", "resolved"]),
                 name="run_prunable_finished",
+            ),
+            # The claim's check of a serialized run: the runs of its key before it.
+            models.Index(
+                fields=["workflow", "serial_key", "id"],
+                condition=Q(
+                    serial_key__isnull=False,
+                    status__in=["pending", "running", "waiting", "failed"],
+                ),
+                name="run_serial_key",
             ),
         ]
 
@@ -629,6 +652,40 @@ class RunBatchItem(models.Model):
         return f"batch {self.batch_id} run {self.run_id} ({self.outcome})"
 
 
+class GuardrailTotal(models.Model):
+    """A running total a money guardrail is checked against (workflows/engine/guardrails.py).
+
+    `scope` says what is counted: `run` (money moved by one run, `bucket` its id), `day` (money
+    moved by the workflow on a UTC day, `bucket` the date), `hour` (runs that moved money in a
+    UTC hour, `currency` empty) and `step` (a non-transactional step already counted, `bucket`
+    its idempotency key). Only ever changed by one conditional upsert, so two workers cannot
+    both take the last unit of a cap.
+    """
+
+    class Scope(models.TextChoices):
+        RUN = "run"
+        DAY = "day"
+        HOUR = "hour"
+        STEP = "step"
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="+")
+    scope = models.CharField(max_length=4, choices=Scope.choices)
+    bucket = models.CharField(max_length=200)
+    currency = models.CharField(max_length=3, blank=True)
+    total = models.BigIntegerField(default=0)
+    updated = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workflow", "scope", "bucket", "currency"], name="guardrail_total_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workflow_id} {self.scope} {self.bucket} {self.currency}: {self.total}"
+
+
 class NotificationSubscription(models.Model):
     """A team member who wants an e-mail when a run fails (one workflow, or all of them)."""
 
@@ -796,3 +853,64 @@ class PaymentRetry(models.Model):
 
     def __str__(self) -> str:
         return f"retry {self.invoice_id} #{self.attempt}"
+
+
+class Backtest(models.Model):
+    """A workflow version (or its draft, as it was) replayed against stored events, recording
+    what it would do and writing nothing to billing (workflows/backtests/, docs/workflows.md
+    "Backtests").
+
+    The job walks the events of the range in keyset chunks of (created, id); each chunk's
+    counts are added to the totals in the transaction that moves the cursor past it, so a
+    worker that dies mid-chunk leaves neither, and the next one counts the chunk once.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="+")
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="backtests")
+    # The number of the published version replayed; null for the draft.
+    version_number = models.PositiveIntegerField(null=True, blank=True)
+    # The definition walked, as it was when the backtest was asked for.
+    definition = models.JSONField()
+    since = models.DateTimeField()
+    until = models.DateTimeField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    events_total = models.PositiveIntegerField(null=True, blank=True)
+    events_scanned = models.PositiveIntegerField(default=0)
+    would_start = models.PositiveIntegerField(default=0)
+    # {path key: runs}, {step id: {"would_run": n, "amounts": {currency: minor units}}}
+    paths = models.JSONField(default=dict, blank=True)
+    steps = models.JSONField(default=dict, blank=True)
+    # [{"event", "created", "route", "path", "steps"}], a few per route.
+    samples = models.JSONField(default=list, blank=True)
+    # The last event counted (keyset: created, then id); the next chunk starts after it.
+    cursor_created = models.DateTimeField(null=True, blank=True)
+    cursor_event = models.CharField(max_length=40, blank=True)
+    error = models.CharField(max_length=1000, blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    api_key = models.ForeignKey(
+        ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    # Renewed after each chunk; a stale one lost its worker and the sweep enqueues it again.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        indexes = [models.Index(fields=["status", "heartbeat_at"])]
+
+    def __str__(self) -> str:
+        return f"backtest {self.pk} of workflow {self.workflow_id} ({self.status})"
+
+    @property
+    def version_label(self) -> str:
+        return "draft" if self.version_number is None else str(self.version_number)

@@ -218,7 +218,10 @@ def workflow_activate(*, workflow: Workflow, activated_by: Any = None) -> Workfl
         )
     workflow.status = Workflow.Status.ACTIVE
     workflow.updated = timezone.now()
-    workflow.save(update_fields=["status", "updated"])
+    # Activated again: the circuit breaker's reason goes; its time stays, so runs started
+    # before it tripped do not count again (workflows/operations/breaker.py).
+    workflow.deactivated_reason = ""
+    workflow.save(update_fields=["status", "updated", "deactivated_reason"])
     _sync_schedule(workflow)
     return workflow
 

@@ -9,12 +9,15 @@ module that does the work.
 from __future__ import annotations
 
 from backoffice.logs import log_context
+from workflows.backtests.jobs import backtest_apply as _backtest_apply
+from workflows.backtests.jobs import backtests_resume
 from workflows.batches.jobs import batch_apply, batches_resume
 from workflows.engine.executor import run_execute as _run_execute
 from workflows.engine.faults import fault_point
 from workflows.engine.runs import run_start_scheduled
 from workflows.engine.sweep import sweep as _sweep
 from workflows.models import Workflow
+from workflows.operations.breaker import deactivation_notify as _deactivation_notify
 from workflows.operations.health import stall_check as _stall_check
 from workflows.operations.notifications import (
     failure_notifications_deliver as _failure_notifications_deliver,
@@ -43,14 +46,19 @@ def start_scheduled_run(workflow_id: int, slot: str | None = None) -> int | None
 
 def sweep() -> dict:
     """Periodic recovery: lost dispatches, runs nobody works on, due retries, run batches
-    whose worker died."""
-    return {**_sweep(), "batches": batches_resume()}
+    and backtests whose worker died."""
+    return {**_sweep(), "batches": batches_resume(), "backtests": backtests_resume()}
 
 
 def run_batch_apply(batch_id: int) -> str:
     """A bulk restart or cancel (`RunBatch`): apply its items; a long one continues in a new
     task."""
     return batch_apply(batch_id=batch_id)
+
+
+def backtest_apply(backtest_id: int) -> str:
+    """A backtest: replay its range's events in chunks; a long one continues in a new task."""
+    return _backtest_apply(backtest_id=backtest_id)
 
 
 def stall_check() -> bool:
@@ -68,6 +76,11 @@ def failure_notifications_deliver(workflow_id: int) -> int:
     """Queued when a run fails (and by one-off schedules for the next window): send the
     workflow's failure digest for this window."""
     return _failure_notifications_deliver(workflow_id)
+
+
+def deactivation_notify(workflow_id: int) -> int:
+    """Queued when the circuit breaker deactivated a workflow: tell its subscribers why."""
+    return _deactivation_notify(workflow_id)
 
 
 def payment_retries() -> int:

@@ -222,6 +222,8 @@ BILLFLOW = {
     # An outage (mail server or HTTP target down) is retried over at least this long in all.
     "OUTAGE_RETRY_SECONDS": env.float("BILLFLOW_OUTAGE_RETRY_SECONDS", default=60.0),
     "LEASE_SECONDS": env_int("BILLFLOW_LEASE_SECONDS", default=60, minimum=5),
+    # A failed run of a serialized workflow holds its key this long unless the trigger says.
+    "SERIALIZE_MAX_WAIT_MINUTES": env.float("BILLFLOW_SERIALIZE_MAX_WAIT_MINUTES", default=60.0),
     "FOREACH_MAX_ITEMS": env_int("BILLFLOW_FOREACH_MAX_ITEMS", default=1000, minimum=1),
     # All loop iterations of one run, nested loops included (each loop has its own cap too).
     "RUN_MAX_ITERATIONS": env_int("BILLFLOW_RUN_MAX_ITERATIONS", default=10000, minimum=1),

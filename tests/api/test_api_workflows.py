@@ -339,7 +339,14 @@ def test_it_serves_the_json_schema_of_the_definition(live):
 
     assert schema["title"] == "WorkflowDefinition"
     assert schema["additionalProperties"] is False
-    assert set(schema["properties"]) == {"name", "description", "trigger", "steps"}
+    assert set(schema["properties"]) == {
+        "name",
+        "description",
+        "trigger",
+        "steps",
+        "guardrails",
+        "auto_deactivate",
+    }
     step_types = {
         schema["$defs"][name]["properties"]["type"]["const"]
         for name in (

@@ -22,6 +22,7 @@ READ = [
     ("export", "export/", "get"),
     ("step", "steps/tag_eu/", "get"),
     ("trigger", "trigger/", "get"),
+    ("guardrails", "guardrails/", "get"),
     ("picker", "picker/?step=tag_eu&target=id_p_customer", "get"),
     ("versions", "versions/", "get"),
 ]
@@ -40,6 +41,7 @@ MANAGE_POST = [
     ("deactivate", "deactivate/", {}),
     ("delete", "delete/", {}),
     ("trigger_save", "trigger/", {"workflow_name": "x", "type": "event"}),
+    ("guardrails_save", "guardrails/", {"max_runs_per_hour": "5"}),
     ("step_add_post", "steps/add/", {"kind": "condition", "position": "0"}),
     ("step_save", "steps/tag_eu/", {"p_customer": "{{ trigger.data.object.id }}"}),
     ("step_move", "steps/tag_eu/move/", {"direction": "up"}),

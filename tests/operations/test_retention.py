@@ -16,7 +16,7 @@ from workflows.actions import registry
 from workflows.engine.executor import run_execute
 from workflows.engine.runs import run_restart
 from workflows.engine.store.forcing import force_rows
-from workflows.models import Delivery, Run, StepRun
+from workflows.models import Delivery, GuardrailTotal, Run, StepRun
 from workflows.operations.retention import Budget, retention_days, retention_prune, runs_prune
 
 
@@ -149,12 +149,18 @@ def test_retention_prune_covers_idempotency_records_and_task_failures(region_wor
             success=False,
         )
     factories.run_row(region_workflow, status="succeeded", created=days_ago(95))
+    for updated in (days_ago(91), days_ago(1)):
+        GuardrailTotal.objects.create(
+            workflow=region_workflow, scope="day", bucket=f"{updated:%F}", updated=updated
+        )
 
     result = retention_prune()
 
     assert result["runs"] == 1
     assert result["idempotency_records"] == 1
     assert result["task_failures"] == 1
+    assert result["guardrail_totals"] == 1
+    assert GuardrailTotal.objects.get().bucket == f"{days_ago(1):%F}"
     assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["new"]
     assert Failure.objects.count() == 1
 

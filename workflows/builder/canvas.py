@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workflows.actions import registry
-from workflows.definition import event_types, walk
+from workflows.definition import event_types, money, walk
 from workflows.engine.conditions import UNARY_OPERATORS, operator_words
 
 OBJECT_PREFIX = "trigger.data.object."
@@ -86,6 +86,8 @@ class TriggerCard:
     conditions: str = ""
     # The event type, drawn beside its human name ("Customer created" · customer.created).
     event: str = ""
+    # "One run at a time per customer" (`trigger.serialize_by`), else "".
+    serialized: str = ""
 
 
 # --- plain words ------------------------------------------------------------------------------
@@ -214,6 +216,35 @@ def step_words(step: dict) -> tuple[str, str]:
     return title, _clip(summary)
 
 
+def _serialized_words(trigger: dict) -> str:
+    by = trigger.get("serialize_by")
+    if by not in ("customer", "object"):
+        return ""
+    wait = trigger.get("serialize_max_wait_minutes")
+    held = f"; a failed run holds it {wait:g} min at most" if isinstance(wait, int | float) else ""
+    return f"One run at a time per {by}, in event order{held}"
+
+
+def canvas_guardrails(definition: dict) -> list[str]:
+    """The guardrails card's lines: each money cap, the runs per hour and the breaker."""
+    g = definition.get("guardrails") or {}
+    lines = []
+    for key, words in (("max_amount_per_run", "per run"), ("max_amount_per_day", "per day")):
+        caps = g.get(key) or {}
+        if isinstance(caps, dict) and caps:
+            amounts = ", ".join(money.format_money(a, c) for c, a in caps.items())
+            lines.append(f"At most {amounts} {words}")
+    if g.get("max_runs_per_hour"):
+        lines.append(f"At most {g['max_runs_per_hour']} money-moving runs per hour")
+    b = definition.get("auto_deactivate") or {}
+    if isinstance(b, dict) and b.get("failure_rate"):
+        lines.append(
+            f"Deactivated when {float(b['failure_rate']):.0%} of at least {b.get('min_runs')} "
+            f"runs in {b.get('window_minutes')} minutes fail"
+        )
+    return lines
+
+
 def canvas_trigger(definition: dict) -> TriggerCard:
     trigger = definition.get("trigger") or {}
     kind = trigger.get("type", "")
@@ -231,6 +262,7 @@ def canvas_trigger(definition: dict) -> TriggerCard:
             event=event,
             summary=f"Starts on each {event or '…'} event ({accounts})",
             conditions=f"Only if {conditions}" if conditions else "",
+            serialized=_serialized_words(trigger),
         )
     if kind == "manual":
         fields = [

@@ -974,6 +974,10 @@ def action_groups() -> list[tuple[str, list[Action]]]:
 # --- trigger -----------------------------------------------------------------------------------
 
 
+def _number_text(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, int | float) else ""
+
+
 class TriggerForm(forms.Form):
     workflow_name = forms.CharField(max_length=200, label="Workflow name")
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
@@ -999,6 +1003,17 @@ class TriggerForm(forms.Form):
             ("all", "Both"),
         ],
     )
+    serialize_by = forms.ChoiceField(
+        required=False,
+        label="Run one at a time per",
+        choices=[("", "— no limit —"), ("customer", "Customer"), ("object", "Object")],
+        help_text="Runs for the same customer (or object) wait for each other, in event order.",
+    )
+    serialize_max_wait_minutes = forms.CharField(
+        required=False,
+        label="A failed run holds the others back for (minutes)",
+        help_text="Then the next run goes ahead unless the failed one is restarted. Empty: 60.",
+    )
     cron = forms.CharField(
         required=False,
         label="Schedule (cron, UTC)",
@@ -1021,6 +1036,8 @@ class TriggerForm(forms.Form):
             "type": trigger.get("type", "event"),
             "event": trigger.get("event", ""),
             "accounts": trigger.get("accounts", "platform"),
+            "serialize_by": trigger.get("serialize_by") or "",
+            "serialize_max_wait_minutes": _number_text(trigger.get("serialize_max_wait_minutes")),
             "cron": trigger.get("cron", ""),
             "inputs": "\n".join(
                 f"{f.get('name')}: {f.get('type', 'string')}"
@@ -1062,6 +1079,21 @@ class TriggerForm(forms.Form):
             fields.append(spec)
         return fields
 
+    def clean_serialize_max_wait_minutes(self) -> str:
+        text = (self.cleaned_data.get("serialize_max_wait_minutes") or "").strip()
+        if text and self._max_wait(text) is None:
+            raise forms.ValidationError("Enter a number of minutes, like 60 or 0.5.")
+        return text
+
+    @staticmethod
+    def _max_wait(text: str) -> int | float | None:
+        # The validator says whether the number is allowed (positive); this only reads it.
+        try:
+            number = float(text)
+        except ValueError:
+            return None
+        return int(number) if number.is_integer() else number
+
     def to_definition(self) -> dict:
         d = self.cleaned_data
         definition = dict(self.definition)
@@ -1077,6 +1109,11 @@ class TriggerForm(forms.Form):
             tree = self.conditions.tree()
             if tree is not None:
                 trigger["conditions"] = tree
+            if d.get("serialize_by"):
+                trigger["serialize_by"] = d["serialize_by"]
+            wait = self._max_wait(d.get("serialize_max_wait_minutes") or "")
+            if wait is not None:
+                trigger["serialize_max_wait_minutes"] = wait
         elif d["type"] == "manual":
             trigger["input"] = self._inputs(d.get("inputs") or "")
         else:
@@ -1090,6 +1127,8 @@ class TriggerForm(forms.Form):
             "name": "workflow_name",
             "trigger.event": "event",
             "trigger.accounts": "accounts",
+            "trigger.serialize_by": "serialize_by",
+            "trigger.serialize_max_wait_minutes": "serialize_max_wait_minutes",
             "trigger.cron": "cron",
             "trigger.type": "type",
         }

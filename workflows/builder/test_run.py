@@ -32,19 +32,22 @@ from django.utils import timezone
 
 from billing.models import Environment
 from workflows.actions.registry import Action, ActionContext, StepSkipped
+from workflows.definition.guardrails import Caps, caps
 from workflows.engine.conditions import explain
 from workflows.engine.delays import resume_at
+from workflows.engine.guardrails import guardrails_preview
 from workflows.engine.retry import error_details
 from workflows.engine.templating import resolve
-from workflows.engine.walk import Walk, Work
+from workflows.engine.walk import Walk, Work, start_context
 from workflows.models import WorkflowVersion
 
 SIMULATED = "simulated"
+NO_CAPS = Caps()
 # The status of a test run whose event would not start the workflow.
 NOT_TRIGGERED = "not_triggered"
 
 
-class _Stop(Exception):
+class WalkStopped(Exception):
     """The walk ends here (a false condition, or a failed step)."""
 
 
@@ -70,11 +73,16 @@ def _json(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, default=str)
 
 
-class _Recorder:
+class Recorder:
     """The test run's policy for the walk: records in memory, simulates side effects."""
 
-    def __init__(self, *, environment: Environment, context: dict, for_real: bool) -> None:
+    def __init__(
+        self, *, environment: Environment, context: dict, for_real: bool, caps: Caps = NO_CAPS
+    ) -> None:
         self.environment = environment
+        # The money guardrails, checked without reserving: what this test run would have moved.
+        self.caps = caps
+        self.moved: dict[str, int] = {}
         self.context = context
         self.for_real = for_real
         self.result = DryRunResult(for_real=for_real)
@@ -100,7 +108,7 @@ class _Recorder:
         self.result.status = "failed"
         self.result.error = {**details, "step": step_id, "iteration": iteration}
         self.result.stop_reason = f"Step '{step_id}' failed: {details['message']}"
-        raise _Stop
+        raise WalkStopped
 
     # --- the walk's policy (engine/walk.py) ---
 
@@ -118,6 +126,7 @@ class _Recorder:
             params = resolve(template, self.context)
         except Exception as exc:
             self._failed(step_id, iteration, error_details(exc, action), params)
+        self._check_guardrails(step_id, iteration, action, params)
         simulate = (
             action is not None
             and action.side_effects
@@ -153,6 +162,27 @@ class _Recorder:
         output = output if isinstance(output, dict) else {"value": output}
         self.record(step_id, iteration, status="succeeded", params=params, output=output)
         return output
+
+    def _check_guardrails(
+        self, step_id: str, iteration: str, action: Action | None, params: Any
+    ) -> None:
+        """A step past a money guardrail fails here as a run's would (nothing is reserved)."""
+        if not self.caps or action is None or action.moves_money is None:
+            return
+        ctx = ActionContext(environment=self.environment, dry_run=True)
+        try:
+            amounts = action.moves_money(ctx, params if isinstance(params, dict) else {})
+        except Exception:  # the action itself will say what is wrong with its params
+            return
+        breach = guardrails_preview(
+            caps=self.caps,
+            workflow_id=self.context["run"]["workflow"],
+            moved=self.moved,
+            amounts=amounts,
+            what=f"step '{step_id}' ({action.key})",
+        )
+        if breach:
+            self._failed(step_id, iteration, {"type": "guardrail", "message": breach}, params)
 
     def wait(self, step_id: str, iteration: str, template: dict) -> dict:
         """A test run does not wait: it records what the run would wait for and goes on."""
@@ -218,7 +248,7 @@ class _Recorder:
         self.result.stop_why = why
         if why:
             self.result.steps[step["id"]]["note"] = f"False: {why}."
-        raise _Stop
+        raise WalkStopped
 
 
 def trigger_mismatch(definition: dict, trigger: dict) -> str:
@@ -255,8 +285,10 @@ def workflow_test_run(
     {"input": …} for a manual workflow). `for_real` is refused outside a sandbox."""
     if for_real and environment.kind != Environment.Kind.SANDBOX:
         raise ValueError("Only a sandbox may execute a test run for real")
-    context = {"trigger": trigger, "steps": {}, "run": {"id": None, "workflow": workflow_id}}
-    recorder = _Recorder(environment=environment, context=context, for_real=for_real)
+    context = start_context(trigger=trigger, run_id=None, workflow_id=workflow_id)
+    recorder = Recorder(
+        environment=environment, context=context, for_real=for_real, caps=caps(definition)
+    )
     result = recorder.result
     why = trigger_mismatch(definition, trigger)
     if why:
@@ -269,7 +301,7 @@ def workflow_test_run(
         with transaction.atomic():
             try:
                 walk.steps(definition.get("steps") or [], "")
-            except _Stop:
+            except WalkStopped:
                 pass
             if not for_real:
                 raise _Rollback

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from workflows.builder import views
+from workflows.builder import backtests, views
 
 app_name = "workflows"
 
@@ -18,6 +18,7 @@ urlpatterns = [
     path("<int:workflow_id>/deactivate/", views.workflow_deactivate_view, name="deactivate"),
     path("<int:workflow_id>/delete/", views.workflow_delete_view, name="delete"),
     path("<int:workflow_id>/trigger/", views.trigger_edit, name="trigger"),
+    path("<int:workflow_id>/guardrails/", views.guardrails_edit, name="guardrails"),
     path("<int:workflow_id>/steps/add/", views.step_add, name="step_add"),
     path("<int:workflow_id>/steps/<str:step_id>/", views.step_edit, name="step"),
     path("<int:workflow_id>/steps/<str:step_id>/move/", views.step_move, name="step_move"),
@@ -36,4 +37,15 @@ urlpatterns = [
     ),
     path("<int:workflow_id>/test/", views.workflow_test_view, name="test"),
     path("<int:workflow_id>/run/", views.manual_run, name="run"),
+    path("<int:workflow_id>/backtests/", backtests.backtest_start_view, name="backtests"),
+    path(
+        "<int:workflow_id>/backtests/<int:backtest_id>/",
+        backtests.backtest_view,
+        name="backtest",
+    ),
+    path(
+        "<int:workflow_id>/backtests/<int:backtest_id>/samples/<str:event_id>/",
+        backtests.backtest_sample_view,
+        name="backtest_sample",
+    ),
 ]

@@ -35,7 +35,13 @@ from billing.errors import BillingError
 from billing.events import event_envelope
 from billing.models import Environment, Event
 from workflows.access import workflow_for
-from workflows.builder.canvas import all_nodes, canvas_nodes, canvas_trigger, find_node
+from workflows.builder.canvas import (
+    all_nodes,
+    canvas_guardrails,
+    canvas_nodes,
+    canvas_trigger,
+    find_node,
+)
 from workflows.builder.draft_edits import copy_step, draft_step_insert, draft_step_update
 from workflows.builder.forms import (
     AddStepForm,
@@ -48,6 +54,7 @@ from workflows.builder.forms import (
     new_step,
     step_form,
 )
+from workflows.builder.guardrails_form import GuardrailsForm
 from workflows.builder.picker import available_fields
 from workflows.builder.test_run import workflow_test_run
 from workflows.definition import event_types, walk
@@ -141,6 +148,8 @@ def _builder_context(
         "can_manage": editable,
         "add_url": f"{base}steps/add/",
         "trigger_url": f"{base}trigger/",
+        "guardrails": canvas_guardrails(definition),
+        "guardrails_url": f"{base}guardrails/",
         "selected": selected,
         "panel": panel,
         "step_count": walk.count(definition),
@@ -469,6 +478,34 @@ def trigger_edit(request: HttpRequest, workflow_id: int) -> HttpResponse:
     )
     if not request.htmx and not form.errors and not form.conditions.errors:
         return redirect(reverse("workflows:trigger", args=[workflow.pk]))
+    return _respond(request, context, oob=True)
+
+
+@require_http_methods(["GET", "POST"])
+@staff_member_required
+def guardrails_edit(request: HttpRequest, workflow_id: int) -> HttpResponse:
+    """The workflow's money guardrails and circuit breaker (docs/workflows.md)."""
+    capability = MANAGE if request.method == "POST" else VIEW
+    workflow = workflow_for(request, workflow_id, capability=capability)
+    definition = version_definition(_editing_version(workflow))
+    panel = {"panel": "guardrails", "selected": "__guardrails__"}
+    if request.method == "GET":
+        form = GuardrailsForm(definition=definition)
+        return _respond(
+            request, _builder_context(request, workflow, definition, form=form, **panel)
+        )
+    form = GuardrailsForm(request.POST, definition=definition)
+    if not form.is_valid():
+        return _respond(
+            request, _builder_context(request, workflow, definition, form=form, **panel)
+        )
+    new_definition = form.to_definition()
+    workflow = workflow_update(
+        workflow=workflow, definition=new_definition, updated_by=request.user, allow_invalid=True
+    )
+    if not request.htmx:
+        return redirect(reverse("workflows:guardrails", args=[workflow.pk]))
+    context = _builder_context(request, workflow, new_definition, form=form, saved=True, **panel)
     return _respond(request, context, oob=True)
 
 

@@ -20,6 +20,7 @@ from workflows.definition.model import (
     DESCRIPTION_MAX_LENGTH,
     MANUAL_INPUT_TYPES,
     NAME_MAX_LENGTH,
+    SERIALIZE_BY,
     STEP_ID_PATTERN,
     STEP_TYPES,
     TRIGGER_TYPES,
@@ -253,9 +254,21 @@ _FIELD_MESSAGES = {
     ("definition", "name"): lambda v: "A workflow needs a name",
     ("definition", "description"): lambda v: "The description must be a string",
     ("definition", "steps"): lambda v: "'steps' must be a list",
+    ("definition", "guardrails"): lambda v: (
+        "'guardrails' must be an object: max_amount_per_run, max_amount_per_day, max_runs_per_hour"
+    ),
+    ("definition", "auto_deactivate"): lambda v: (
+        "'auto_deactivate' must be an object: failure_rate, min_runs, window_minutes"
+    ),
     ("trigger", "event"): lambda v: "An event trigger needs an event type",
     ("trigger", "accounts"): lambda v: (
         f"Unknown account scope '{v}': use {_quoted(ACCOUNT_SCOPES)}"
+    ),
+    ("trigger", "serialize_by"): lambda v: (
+        f"Unknown serialize_by '{v}': use {_quoted(SERIALIZE_BY)}"
+    ),
+    ("trigger", "serialize_max_wait_minutes"): lambda v: (
+        "serialize_max_wait_minutes must be a positive number of minutes"
     ),
     ("trigger", "cron"): lambda v: "A schedule trigger needs a cron expression",
     ("trigger", "input"): lambda v: "'input' must be a list of input fields",

@@ -35,6 +35,7 @@ INPUT_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 STEP_TYPES = ("action", "condition", "branch", "foreach", "delay", "approval")
 TRIGGER_TYPES = ("event", "manual", "schedule")
 ACCOUNT_SCOPES = ("platform", "connected", "all")
+SERIALIZE_BY = ("customer", "object")
 MANUAL_INPUT_TYPES = ("string", "integer", "number", "boolean", "object", "list")
 NAME_MAX_LENGTH = 200
 # Like the billing API's descriptions: a description is a few sentences, not a document.
@@ -116,6 +117,14 @@ class EventTrigger(_Model):
     event: str = Field(description="A known event type, like customer.created")
     accounts: Literal[ACCOUNT_SCOPES] = "platform"  # type: ignore[valid-type]
     conditions: ConditionTree | None = None
+    # Runs sharing the key execute one at a time in event order (docs/workflows.md, "One at a
+    # time per customer"); a failed run holds its key at most this long.
+    serialize_by: Literal[SERIALIZE_BY] | None = Field(  # type: ignore[valid-type]
+        None, description="customer or object", json_schema_extra=_no_default
+    )
+    serialize_max_wait_minutes: float | int | None = Field(
+        None, description="How long a failed run holds its key", json_schema_extra=_no_default
+    )
 
 
 class ManualTrigger(_Model):
@@ -235,6 +244,24 @@ class Definition(_Model):
     description: Annotated[str, StringConstraints(max_length=DESCRIPTION_MAX_LENGTH)] = ""
     trigger: Trigger
     steps: list[Step]
+    # Workflow-wide settings, checked in detail by workflows.definition.guardrails (the
+    # validator names the field): shape here is only "an object", so a draft keeps them.
+    guardrails: dict[str, Any] | None = Field(
+        None,
+        description=(
+            "Money guardrails: max_amount_per_run and max_amount_per_day ({currency: amount "
+            "in the minor unit}), max_runs_per_hour (runs that move money)"
+        ),
+        json_schema_extra=_no_default,
+    )
+    auto_deactivate: dict[str, Any] | None = Field(
+        None,
+        description=(
+            "Circuit breaker: failure_rate (0 < x <= 1), min_runs, window_minutes; the workflow "
+            "is deactivated when its failure rate over the window reaches the rate"
+        ),
+        json_schema_extra=_no_default,
+    )
 
 
 for _model in (AllOf, AnyOf, BranchPath, ForeachStep, Definition):

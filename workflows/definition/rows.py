@@ -7,7 +7,8 @@ The canonical JSON form (docs/workflows.md has the full reference):
                  "conditions": tree (only when set)}
               | {"type": "manual", "input": [{"name", "type", "required", ...}]}
               | {"type": "schedule", "cron": str},
-     "steps": [step, ...]}
+     "steps": [step, ...],
+     "guardrails": {...} (only when set), "auto_deactivate": {...} (only when set)}
 
     step: {"id", "type": "action", "action": key, "params": {...}}
         | {"id", "type": "condition", "condition": tree}
@@ -39,6 +40,8 @@ from workflows.models import BranchPath, Condition, Step, WorkflowVersion
 # its id reused (SQLite), and must not answer for the new row.
 _PUBLISHED_CACHE: dict[tuple, dict] = {}
 _CACHE_LIMIT = 2000
+# Workflow-wide settings kept as JSON on the version, written only when set.
+SETTINGS_KEYS = ("guardrails", "auto_deactivate")
 
 
 def version_definition(version: WorkflowVersion) -> dict:
@@ -154,6 +157,11 @@ def rows_to_definition(version: WorkflowVersion) -> dict:
         trigger["accounts"] = version.trigger_accounts
         if trigger_root is not None:
             trigger["conditions"] = tree(trigger_root)
+        if version.trigger_serialize_by:
+            trigger["serialize_by"] = version.trigger_serialize_by
+        wait = version.trigger_serialize_max_wait_minutes
+        if wait is not None:
+            trigger["serialize_max_wait_minutes"] = int(wait) if wait == int(wait) else wait
     elif version.trigger_type == WorkflowVersion.TriggerType.MANUAL:
         trigger["input"] = version.trigger_input
     elif version.trigger_type == WorkflowVersion.TriggerType.SCHEDULE:
@@ -164,6 +172,9 @@ def rows_to_definition(version: WorkflowVersion) -> dict:
         definition["description"] = version.description
     definition["trigger"] = trigger
     definition["steps"] = [step_json(s) for s in top]
+    for key in SETTINGS_KEYS:
+        if getattr(version, key) is not None:
+            definition[key] = getattr(version, key)
     return definition
 
 
@@ -285,7 +296,11 @@ def definition_to_rows(*, version: WorkflowVersion, definition: dict) -> Workflo
     version.trigger_accounts = trigger.get("accounts") or WorkflowVersion.AccountScope.PLATFORM
     version.trigger_cron = trigger.get("cron", "") or ""
     version.trigger_input = trigger.get("input") or []
+    version.trigger_serialize_by = trigger.get("serialize_by") or ""
+    version.trigger_serialize_max_wait_minutes = trigger.get("serialize_max_wait_minutes")
     version.step_count = walk.count(definition)
+    for key in SETTINGS_KEYS:
+        setattr(version, key, definition.get(key))
     version.save()
 
     conditions = trigger.get("conditions")
@@ -350,4 +365,7 @@ def definition_to_json(definition: dict) -> dict:
         out["description"] = definition["description"]
     out["trigger"] = out_trigger
     out["steps"] = [step_json(s) for s in definition.get("steps") or []]
+    for key in SETTINGS_KEYS:
+        if definition.get(key) is not None:
+            out[key] = definition[key]
     return out

@@ -22,6 +22,7 @@ from django.conf import settings
 from workflows.actions import registry
 from workflows.definition import event_types, walk
 from workflows.definition.errors import shape_errors, type_name
+from workflows.definition.guardrails import guardrail_problems
 from workflows.definition.model import MANUAL_INPUT_TYPES, STEP_ID_PATTERN  # noqa: F401 (forms)
 from workflows.engine.approvals import MAX_TIMEOUT_HOURS, ON_TIMEOUT, approver_problem
 from workflows.engine.conditions import UNARY_OPERATORS
@@ -151,6 +152,10 @@ class _Validator:
                     "workflow, nested steps included",
                 )
             self.all_step_ids.add(step_id)
+        # Money guardrails and the circuit breaker are refused even in a draft: the engine
+        # reads them as they are stored.
+        for field, message in guardrail_problems(d):
+            self.error("", field, message)
 
     # --- meaning ------------------------------------------------------------------------
 
@@ -184,6 +189,7 @@ class _Validator:
                     _Scope(visible_steps=frozenset(), in_loop=False),
                     depth=0,
                 )
+            self.check_serialize(t)
         elif t["type"] == "manual":
             self.check_manual_input(t.get("input", []))
         else:
@@ -197,6 +203,23 @@ class _Validator:
                     f"'{cron}' is not a valid cron expression (five fields: minute hour "
                     "day-of-month month day-of-week, like '0 9 * * 1')",
                 )
+
+    def check_serialize(self, t: dict) -> None:
+        wait = t.get("serialize_max_wait_minutes")
+        if wait is None:
+            return
+        if isinstance(wait, bool) or wait <= 0:
+            self.error(
+                "",
+                "trigger.serialize_max_wait_minutes",
+                "serialize_max_wait_minutes must be a positive number of minutes",
+            )
+        elif t.get("serialize_by") is None:
+            self.error(
+                "",
+                "trigger.serialize_max_wait_minutes",
+                "serialize_max_wait_minutes needs serialize_by (customer or object)",
+            )
 
     def check_manual_input(self, declared: list[dict]) -> None:
         # The model checked each field's keys and types; names must also differ.

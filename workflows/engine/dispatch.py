@@ -21,7 +21,7 @@ from django.utils import timezone
 from billing.events import event_envelope
 from billing.models import Event
 from workflows.definition.rows import shared_definition
-from workflows.engine import active_set
+from workflows.engine import active_set, serial
 from workflows.engine.conditions import evaluate
 from workflows.engine.queue import run_enqueue
 from workflows.engine.store import active_workflows
@@ -63,22 +63,36 @@ def _candidates(event: Event) -> list[Workflow]:
     ]
 
 
+def trigger_accepts(
+    *, accounts: str, conditions: object, event: Event, envelope: dict, workflow_id: int | None
+) -> bool:
+    """Whether a trigger of `event`'s type takes this event: its account scope, then its
+    conditions on {"trigger": envelope}. Dispatch and backtests ask this, so "would start"
+    means what starting means."""
+    if not _matches_scope(accounts, event):
+        return False
+    try:
+        return bool(evaluate(conditions, {"trigger": envelope}))
+    except Exception:
+        # A trigger that cannot be evaluated is treated as not matching, and logged.
+        logger.exception("trigger conditions of workflow %s failed on %s", workflow_id, event.pk)
+        return False
+
+
 def matching_workflows(event: Event, envelope: dict) -> list[Workflow]:
     """Active workflows of the event's environment whose trigger accepts this event."""
     matched = []
     for workflow in _candidates(event):
         version = workflow.published_version
         if not _matches_scope(version.trigger_accounts, event):
-            continue
-        conditions = shared_definition(version)["trigger"].get("conditions")
-        try:
-            accepted = evaluate(conditions, {"trigger": envelope})
-        except Exception:
-            # A trigger that cannot be evaluated is treated as not matching, and logged.
-            logger.exception(
-                "trigger conditions of workflow %s failed on %s", workflow.pk, event.pk
-            )
-            accepted = False
+            continue  # checked before the definition is read
+        accepted = trigger_accepts(
+            accounts=version.trigger_accounts,
+            conditions=shared_definition(version)["trigger"].get("conditions"),
+            event=event,
+            envelope=envelope,
+            workflow_id=workflow.pk,
+        )
         if accepted:
             matched.append(workflow)
     return matched
@@ -121,6 +135,8 @@ def _create_runs(event: Event, now, *, guard_duplicates: bool) -> list[int]:
     chain = list(event.cause_chain or [])
     for workflow in matching_workflows(event, envelope):
         error = recursion_error(workflow, chain)
+        trigger = shared_definition(workflow.published_version)["trigger"]
+        serial_key = serial.key_of(trigger, envelope)
         run = Run(
             environment_id=event.environment_id,
             workflow=workflow,
@@ -129,6 +145,8 @@ def _create_runs(event: Event, now, *, guard_duplicates: bool) -> list[int]:
             event=event,
             trigger=envelope,
             cause_chain=chain,
+            serial_key=serial_key,
+            serial_max_wait=serial.max_wait_seconds(trigger) if serial_key else None,
         )
         if error is not None:
             run.status = Run.Status.FAILED

@@ -55,8 +55,9 @@ from billing.errors import ProviderError
 from billing.events import event_cause
 from billing.provider import use_up_fault_after_rollback
 from workflows.actions.registry import Action, ActionContext, StepSkipped
+from workflows.definition.guardrails import caps as guardrail_caps
 from workflows.definition.rows import shared_definition
-from workflows.engine import active_set
+from workflows.engine import active_set, serial
 from workflows.engine.approvals import (
     current_request,
     decision_output,
@@ -67,6 +68,7 @@ from workflows.engine.approvals import (
 )
 from workflows.engine.delays import parse_timestamp, resume_at
 from workflows.engine.faults import fault_point
+from workflows.engine.guardrails import guardrails_reserve
 from workflows.engine.leases import (
     lease_claim,
     lease_defer,
@@ -80,8 +82,9 @@ from workflows.engine.leases import (
 from workflows.engine.retry import error_details, retry_delay, step_max_attempts
 from workflows.engine.store.steps import Fence, record_canceled, records_write
 from workflows.engine.templating import resolve
-from workflows.engine.walk import Walk, Work
+from workflows.engine.walk import Walk, Work, start_context
 from workflows.models import Approval, Run, StepRun
+from workflows.operations.breaker import breaker_check
 from workflows.operations.notifications import notify_run_failed
 
 # Retries due sooner than this wait inside the task; later ones go back to the queue.
@@ -176,11 +179,7 @@ def step_idempotency_key(run_id: int, step_id: str, iteration: str, restart: int
 
 def run_context(run: Run) -> dict:
     """The context a run starts with; step outputs are added as they succeed."""
-    return {
-        "trigger": run.trigger,
-        "steps": {},
-        "run": {"id": run.pk, "workflow": run.workflow_id},
-    }
+    return start_context(trigger=run.trigger, run_id=run.pk, workflow_id=run.workflow_id)
 
 
 def run_execute(*, run_id: int, owner: str | None = None) -> str:
@@ -221,8 +220,12 @@ def _run_execute(*, run_id: int, owner: str | None) -> str:
     except _Ended:
         finished = False
     if finished:
-        return Run.Status.SUCCEEDED
-    return Run.objects.filter(pk=run_id).values_list("status", flat=True).first() or ""
+        status = Run.Status.SUCCEEDED
+    else:
+        status = Run.objects.filter(pk=run_id).values_list("status", flat=True).first() or ""
+    if status in (Run.Status.SUCCEEDED, Run.Status.CANCELED):
+        serial.key_released(run)  # the next run of its key, if any, need not wait for the sweep
+    return status
 
 
 # --- transactions ---------------------------------------------------------------------------
@@ -256,8 +259,10 @@ def _attempts(
             where = {"run_id": run.pk, "step_id": step_id, "iteration": iteration}
             fault_point("before_effect", **where)
             if transactional:
-                # The action's writes and the success mark commit together, or not at all.
+                # The action's writes and the success mark commit together, or not at all;
+                # so does the step's reservation against the money guardrails.
                 with transaction.atomic():
+                    _guard_money(ex, step_id, action, ctx, params)
                     with (
                         lease_held(run_id=run.pk, owner=ex.owner, heartbeat=False),
                         event_cause(run_id=run.pk, chain=ex.chain),
@@ -271,6 +276,7 @@ def _attempts(
                 # held across I/O; the action's own delivery record makes the send once. The
                 # lease is held while the action runs (a heartbeat), so the run is never handed
                 # to a second worker while this send is in flight (leases.lease_held).
+                _guard_money(ex, step_id, action, ctx, params, step_key=rec.idempotency_key)
                 with (
                     lease_held(run_id=run.pk, owner=ex.owner, heartbeat=True),
                     event_cause(run_id=run.pk, chain=ex.chain),
@@ -454,6 +460,32 @@ def _wait_for_decision(
     _written(ex, rec, row)
     notify_approvers(request.pk)  # once per request, even when re-walked
     raise _Ended
+
+
+def _guard_money(
+    ex: _Execution,
+    step_id: str,
+    action: Action | None,
+    ctx: ActionContext,
+    params: object,
+    *,
+    step_key: str = "",
+) -> None:
+    """Before an effect that moves money (`Action.moves_money`), reserve it against the
+    workflow's money guardrails, or fail the step with `guardrail` (engine/guardrails.py)."""
+    if action is None or action.moves_money is None or ex.run.dry_run:
+        return
+    caps = guardrail_caps(shared_definition(ex.run.version))
+    if not caps:
+        return
+    guardrails_reserve(
+        caps=caps,
+        workflow_id=ex.run.workflow_id,
+        run_id=ex.run.pk,
+        amounts=action.moves_money(ctx, params if isinstance(params, dict) else {}),
+        what=f"step '{step_id}' ({action.key})",
+        step_key=step_key,
+    )
 
 
 def _start_attempt(ex: _Execution, step_id: str, iteration: str, *, capped: bool = True) -> StepRun:
@@ -714,7 +746,9 @@ def _fail_step(ex: _Execution, rec: StepRun, details: dict, params: object) -> N
         ):
             raise _Fenced
         _write(ex, row)
-        # The failure notification's outbox row commits (or not) with the failure.
+        # The failure notification's outbox row commits (or not) with the failure, and so
+        # does the circuit breaker's deactivation, if this failure trips it.
         notify_run_failed(ex.run.pk)
+        breaker_check(workflow_id=ex.run.workflow_id, dry_run=ex.run.dry_run)
     _written(ex, rec, row)
     raise _Ended

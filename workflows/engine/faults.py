@@ -18,6 +18,11 @@ Points, in the order a step meets them:
   HTTP call has been sent) and the step is not recorded as succeeded;
 * `after_commit`: the step's transaction committed, the next step has not started;
 * `before_ack`: the run is finished in the database, the django-q task has not returned.
+
+And one of a backtest's job (`workflows/backtests/jobs.py`; the "run" is the backtest's id, the
+"step" the number of events counted before the chunk):
+
+* `backtest_chunk`: a chunk of events was replayed, its counts are not committed.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from __future__ import annotations
 import os
 import signal
 
-POINTS = ("before_effect", "after_effect", "after_commit", "before_ack")
+POINTS = ("before_effect", "after_effect", "after_commit", "before_ack", "backtest_chunk")
 
 
 def _parse(raw: str) -> dict[str, set[str]]:

@@ -19,6 +19,7 @@ from workflows.actions import registry
 from workflows.definition import walk
 from workflows.definition.rows import version_definition
 from workflows.definition.validation import validate_manual_input
+from workflows.engine import serial
 from workflows.engine.executor import step_idempotency_key
 from workflows.engine.queue import run_enqueue
 from workflows.engine.store.runs import (
@@ -207,6 +208,7 @@ def run_resolve(*, run: Run) -> Run:
         status = Run.objects.filter(pk=run.pk).values_list("status", flat=True).first()
         raise WorkflowStateError(f"Run {run.pk} is {status}; only failed runs can be resolved.")
     run.refresh_from_db()
+    serial.key_released(run)  # a resolved run no longer holds its key
     return run
 
 
@@ -290,5 +292,6 @@ def run_cancel(*, run: Run, user: Any = None, by: str = "") -> Run:
                 f"Run {run.pk} is {Run.objects.get(pk=run.pk).status}; "
                 "only pending, running or waiting runs can be canceled."
             )
-    run.refresh_from_db()
+        run.refresh_from_db()
+        serial.key_released(run)  # its message commits with the cancel
     return run

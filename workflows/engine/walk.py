@@ -74,6 +74,12 @@ class Policy(Protocol):
         """A condition step was false: the run ends as succeeded, the steps after it not run."""
 
 
+def start_context(*, trigger: dict, run_id: int | None, workflow_id: int | None) -> dict:
+    """The context a walk starts with (step outputs are added as they succeed): the same for
+    a run, a test run and a backtest, so a dynamic field means the same in each."""
+    return {"trigger": trigger, "steps": {}, "run": {"id": run_id, "workflow": workflow_id}}
+
+
 def unknown_action(step_id: str, key: object) -> dict:
     return {"type": "definition_error", "message": f"Step '{step_id}' uses unknown action {key!r}."}
 

@@ -28,6 +28,7 @@ from billing.money import AMOUNT_FIELDS, amounts_of, format_money_with_minor
 from workflows.access import any_workflow_for, run_for
 from workflows.builder.canvas import canvas_nodes, canvas_trigger
 from workflows.definition.rows import version_definition
+from workflows.engine import serial
 from workflows.engine.approvals import ApprovalError, decider_problem, waiting_request
 from workflows.engine.delays import waiting_on
 from workflows.engine.runs import run_restart_preview
@@ -321,6 +322,7 @@ def _run_context(request: HttpRequest, run: Run, **extra: Any) -> dict:
         error_json=_pretty(run.error) if run.error else "",
         waiting=waiting,
         can_decide=can_decide,
+        serialized=serial.note_of(run),
         **extra,
     )
 

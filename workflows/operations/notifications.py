@@ -49,6 +49,10 @@ def _config() -> dict:
     return {**defaults, **(getattr(settings, "FAILURE_NOTIFICATIONS", None) or {})}
 
 
+def slack_webhook_url() -> str:
+    return _config()["SLACK_WEBHOOK_URL"]
+
+
 def window_seconds() -> int:
     return max(1, int(_config()["WINDOW_SECONDS"]))
 

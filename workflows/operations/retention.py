@@ -11,6 +11,7 @@ The policy (docs/operations.md):
 * idempotency records older than the window are deleted (Stripe keeps keys 24 hours; a step
   that failed recorded none, because its writes and its success commit together);
 * django-q failure records older than the window are deleted (the sweep prunes successes);
+* money guardrails' totals last changed before the window are deleted;
 * events are the billing audit trail: kept unless `BILLFLOW["EVENT_RETENTION_DAYS"]` is set,
   and then only dispatched events that no remaining run points at.
 
@@ -36,7 +37,7 @@ from django.utils import timezone
 from billing.models import Event, IdempotencyRecord
 from workflows.engine.store.deliveries import deliveries_delete_of_runs
 from workflows.engine.store.runs import runs_delete
-from workflows.models import Delivery, FailureDigest, Run, StepRun
+from workflows.models import Delivery, FailureDigest, GuardrailTotal, Run, StepRun
 
 PRUNABLE = (Run.Status.SUCCEEDED, Run.Status.CANCELED, Run.Status.RESOLVED)
 # 500 runs (with some 2,500 step records) per transaction: big enough that the per-statement
@@ -188,6 +189,9 @@ def _other_tables(now: datetime, days: float | None) -> dict[str, QuerySet]:
         "task_failures": Failure.objects.filter(stopped__lt=cutoff),
         # Digests whose notices went with their runs (or that named none).
         "failure_digests": FailureDigest.objects.filter(created__lt=cutoff, notices__isnull=True),
+        # Money guardrails' totals last changed before the window: their day, hour or run is
+        # long over (a run restarted after that starts its run total afresh).
+        "guardrail_totals": GuardrailTotal.objects.filter(updated__lt=cutoff),
     }
     event_days = int(settings.BILLFLOW.get("EVENT_RETENTION_DAYS", 0))
     if event_days:

@@ -49,3 +49,11 @@ def in_list(db, values: list) -> tuple[str, list]:
     if is_postgres(db):
         return "= ANY(%s)", [list(values)]
     return f"IN ({', '.join(['%s'] * len(values))})", list(values)
+
+
+def key_lock(db) -> str | None:
+    """A statement taking a transaction-scoped lock on one text key (released at commit), or
+    None where writers are serialised anyway (SQLite)."""
+    if is_postgres(db):
+        return "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
+    return None

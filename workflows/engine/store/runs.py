@@ -10,15 +10,16 @@ ones (restart, resolve, cancel, prune) are ORM writes inside `store_writes()`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from django.db import DEFAULT_DB_ALIAS
+from django.db import DEFAULT_DB_ALIAS, transaction
 from django.db.models import CASCADE, Model
 from django.db.models.deletion import Collector
 from django.utils import timezone
 
 from billing.models import Account, Environment, Event
 from workflows.engine.store import dialect
+from workflows.engine.store import serial as serial_store
 from workflows.engine.store.commits import NO_WAIT_CTE, commit_without_waiting
 from workflows.engine.store.guard import store_writes
 from workflows.engine.store.reconnect import once_more_if_disconnected
@@ -62,9 +63,13 @@ class Claim:
     account: Account | None  # the connected account of the run's event, if any
 
 
-def _claim_sql(db) -> str:
+def _claim_sql(db, serial: bool = False) -> str:
     """Take a pending run that is due, a waiting run that is due (a delay over), or a running
-    run whose lease expired."""
+    run whose lease expired.
+
+    A run with a serial key is started (pending or waiting) only by the `serial` claim, which
+    checks that its key is free (`store/serial.py`); taking over a running run needs no check
+    (it holds its key already)."""
     c = {
         name: column(Run, name, db=db)
         for name in (
@@ -74,8 +79,13 @@ def _claim_sql(db) -> str:
             "lease_expires_at",
             "next_attempt_at",
             "started_at",
+            "serial_key",
         )
     }
+    if serial:
+        key_rule = f"AND NOT {serial_store.blocking_sql(db)}"
+    else:
+        key_rule = f"AND ({c['serial_key']} IS NULL OR {c['status']} = %s)"
     return f"""
     UPDATE {table(Run, db)}
     SET {c["status"]} = %s, {c["lease_owner"]} = %s, {c["lease_expires_at"]} = %s,
@@ -84,7 +94,7 @@ def _claim_sql(db) -> str:
         ({c["status"]} = %s AND ({c["next_attempt_at"]} IS NULL OR {c["next_attempt_at"]} <= %s))
         OR ({c["status"]} = %s AND {c["next_attempt_at"]} <= %s)
         OR ({c["status"]} = %s AND {c["lease_expires_at"]} < %s)
-    )"""
+    ) {key_rule}"""
 
 
 # What the executor needs of the run's version, environment and event, after the run's columns.
@@ -92,10 +102,10 @@ _VERSION = ("number", "published_at")
 _ENVIRONMENT = ("slug", "name", "kind", "created")
 
 
-def _claim_and_load_sql(db, no_wait: bool) -> str:
+def _claim_and_load_sql(db, no_wait: bool, serial: bool = False) -> str:
     """PostgreSQL: the claim and the load in one statement (a CTE around the UPDATE). The
     columns are named, not `*`: a prepared statement must not change its result's shape."""
-    claim = _claim_sql(db)
+    claim = _claim_sql(db, serial)
     head = "WITH "
     if no_wait:  # an autocommit claim need not wait for the disk (commits.py)
         pk = column(Run, "pk", db=db)
@@ -121,56 +131,114 @@ def run_claim(*, run_id: int, owner: str, expires: datetime) -> Claim | None:
 
     A run claimed for the first time gets the claim's time as its `started_at`, which tells
     the executor that the run has no step records yet. The task's first statement: a
-    connection that died while the worker was idle is replaced (`reconnect.py`)."""
+    connection that died while the worker was idle is replaced (`reconnect.py`). A run with a
+    serial key that is not claimed by it is claimed by `_claim_serial` if its key is free."""
     db = default_db()
-    at = db.ops.adapt_datetimefield_value
     now = timezone.now()
-    Status = Run.Status
-    params = [Status.RUNNING, owner, at(expires), at(now), run_id]
-    params += [Status.PENDING, at(now), Status.WAITING, at(now), Status.RUNNING, at(now)]
+    params = _claim_params(db, run_id, owner, expires, now) + [Run.Status.RUNNING]
     if dialect.is_postgres(db):
         no_wait = commit_without_waiting(db, durable=False)
         sql = named(
             "run_claim_and_load", (width(Run), no_wait), lambda: _claim_and_load_sql(db, no_wait)
         )
+        row = once_more_if_disconnected(lambda: _claimed_row(sql, params))
+        claim = _loaded(row, now)
+    else:
+        sql = named("run_claim", (), lambda: _claim_sql(db))
+        claimed = once_more_if_disconnected(lambda: _claimed_count(sql, params))
+        claim = _read(run_id, now) if claimed else None
+    if claim is None:
+        return _claim_serial(db, run_id, owner, expires, now)
+    return claim
 
-        def claim_and_load() -> tuple | None:
-            with default_db().cursor() as cursor:
-                cursor.execute(sql, params)
-                return cursor.fetchone()
 
-        row = once_more_if_disconnected(claim_and_load)
-        if row is None:
-            return None
-        run = from_row(Run, row)
-        extra = row[width(Run) :]
-        number, published_at = extra[:2]
-        slug, name, kind, created = extra[2:6]
-        account_id = extra[6]
-        run.version = partial_instance(
-            WorkflowVersion,
-            id=run.version_id,
-            workflow_id=run.workflow_id,
-            number=number,
-            published_at=published_at,
-        )
-        run.environment = partial_instance(
-            Environment, id=run.environment_id, slug=slug, name=name, kind=kind, created=created
-        )
-        account = Account.objects.get(pk=account_id) if account_id else None
-        return Claim(run=run, at=now, account=account)
+def _claim_params(db, run_id: int, owner: str, expires: datetime, now: datetime) -> list:
+    at = db.ops.adapt_datetimefield_value
+    Status = Run.Status
+    params = [Status.RUNNING, owner, at(expires), at(now), run_id]
+    return params + [Status.PENDING, at(now), Status.WAITING, at(now), Status.RUNNING, at(now)]
 
-    sql = named("run_claim", (), lambda: _claim_sql(db))
 
-    def claim() -> int:
-        with default_db().cursor() as cursor:
-            cursor.execute(sql, params)
-            return cursor.rowcount
+def _claimed_row(sql: str, params: list) -> tuple | None:
+    with default_db().cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
 
-    if once_more_if_disconnected(claim) != 1:
+
+def _claimed_count(sql: str, params: list) -> int:
+    with default_db().cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+def _loaded(row: tuple | None, now: datetime) -> Claim | None:
+    """The claim from the row the claim-and-load statement returned (PostgreSQL)."""
+    if row is None:
         return None
+    run = from_row(Run, row)
+    extra = row[width(Run) :]
+    number, published_at = extra[:2]
+    slug, name, kind, created = extra[2:6]
+    account_id = extra[6]
+    run.version = partial_instance(
+        WorkflowVersion,
+        id=run.version_id,
+        workflow_id=run.workflow_id,
+        number=number,
+        published_at=published_at,
+    )
+    run.environment = partial_instance(
+        Environment, id=run.environment_id, slug=slug, name=name, kind=kind, created=created
+    )
+    account = Account.objects.get(pk=account_id) if account_id else None
+    return Claim(run=run, at=now, account=account)
+
+
+def _read(run_id: int, now: datetime) -> Claim:
+    """The claim of a run just claimed, read with the ORM (SQLite)."""
     run = Run.objects.select_related("version", "environment", "event__account").get(pk=run_id)
     return Claim(run=run, at=now, account=run.event.account if run.event_id else None)
+
+
+def _serial_key_sql(db) -> str:
+    c = {n: column(Run, n, db=db) for n in ("pk", "workflow", "serial_key", "serial_max_wait")}
+    status = column(Run, "status", db=db)
+    return f"""SELECT {c["workflow"]}, {c["serial_key"]}, {c["serial_max_wait"]}
+        FROM {table(Run, db)}
+        WHERE {c["pk"]} = %s AND {c["serial_key"]} IS NOT NULL AND {status} IN (%s, %s)"""
+
+
+def _claim_serial(db, run_id: int, owner: str, expires: datetime, now: datetime) -> Claim | None:
+    """Start a pending or waiting run with a serial key if no other run holds its key.
+
+    Two claims of runs of one key must not both see the other's run as not running: on
+    PostgreSQL each takes a lock on the key (`dialect.key_lock`, held to its commit) before
+    its claim, whose statement then sees every earlier claim of the key committed. SQLite runs
+    one writer at a time. A run without a serial key (a duplicate message of a run claimed or
+    ended) costs one read here."""
+    read = named("run_serial_key", (), lambda: _serial_key_sql(db))
+    with db.cursor() as cursor:
+        cursor.execute(read, [run_id, Run.Status.PENDING, Run.Status.WAITING])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    workflow_id, key, max_wait = row
+    failed_after = db.ops.adapt_datetimefield_value(now - timedelta(seconds=max_wait or 0))
+    params = _claim_params(db, run_id, owner, expires, now)
+    params += serial_store.blocking_params(failed_after)
+    lock = dialect.key_lock(db)
+    with transaction.atomic():
+        if lock is None:
+            sql = named("run_claim_serial", (), lambda: _claim_sql(db, serial=True))
+            return _read(run_id, now) if _claimed_count(sql, params) == 1 else None
+        with db.cursor() as cursor:
+            cursor.execute(lock, [f"{workflow_id}:{key}"])
+        sql = named(
+            "run_claim_serial_and_load",
+            (width(Run),),
+            lambda: _claim_and_load_sql(db, False, serial=True),
+        )
+        return _loaded(_claimed_row(sql, params), now)
 
 
 # --- the lease: renew, give back, finish ------------------------------------------------------
