@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ("billing", "0003_live_environment"),
         ("history", "0005_guardrails"),
-        ("workflows", "0017_appr_approval_step"),
+        ("workflows", "0017_approval_step"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
