@@ -301,7 +301,8 @@ def django_q_tasks():
     [
         ({"since": "yesterday"}, "since", "must be a Unix time in seconds or an ISO 8601"),
         ({"until": "2026-01-01T00:00:00"}, "until", "with a time zone"),
-        ({"since": 2_000_000_000, "until": 1_900_000_000}, "until", "must be after `since`"),
+        ({"since": 1_790_000_000, "until": 1_780_000_000}, "until", "must be after `since`"),
+        ({"since": 2_000_000_000}, "since", "is in the future"),
         ({"version": "latest"}, "version", 'must be "draft", "published" or a version number'),
         ({"version": 7}, "version", "No such version: 7"),
         ({"version": "draft"}, "version", "has no draft"),

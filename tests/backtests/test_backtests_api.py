@@ -55,7 +55,8 @@ def test_it_starts_a_backtest_as_a_job_and_reports_it(manager, workflow):
     ("body", "param", "words"),
     [
         ({"since": "last week"}, "since", "must be a Unix time in seconds or an ISO 8601"),
-        ({"since": 1_900_000_000, "until": 1_800_000_000}, "until", "must be after `since`"),
+        ({"since": 1_790_000_000, "until": 1_780_000_000}, "until", "must be after `since`"),
+        ({"since": 2_000_000_000}, "since", "is in the future"),
         ({"version": 3}, "version", "No such version: 3"),
         ({"version": "draft"}, "version", "has no draft"),
         ({"range": "30d"}, "range", "Unknown field 'range'"),

@@ -63,10 +63,14 @@ def check_range(since: object = None, until: object = None) -> tuple[datetime, d
     now = timezone.now()
     end = now if until is None else min(_timestamp(until, "until"), now)
     start = end - timedelta(days=DEFAULT_DAYS) if since is None else _timestamp(since, "since")
+    if start >= now:
+        raise BacktestRequestError(
+            f"`since` ({start.isoformat()}) is in the future: no events are stored yet.",
+            param="since",
+        )
     if start >= end:
         raise BacktestRequestError(
-            f"`until` ({end.isoformat()}) must be after `since` ({start.isoformat()}); a range "
-            "in the future has no events.",
+            f"`until` ({end.isoformat()}) must be after `since` ({start.isoformat()}).",
             param="until" if until is not None else "since",
         )
     kept_from = retention_start(now)
