@@ -392,3 +392,46 @@ def test_each_loop_iteration_counts_and_adds_its_amount(live, alice):
     }
     assert backtest.paths == {}
     assert {s["route"] for s in backtest.samples} == {"straight through"}
+
+
+def test_delays_and_approvals_are_counted_and_not_waited_for(live, alice):
+    """A dunning-like flow: wait, ask, refund. The backtest goes through both as a test run
+    does (the approval as if approved) and counts each step of each accepted event."""
+    definition = {
+        "name": "Refund after a wait and an approval",
+        "trigger": {"type": "event", "event": "charge.succeeded", "accounts": "platform"},
+        "steps": [
+            {"id": "wait", "type": "delay", "seconds": 259200},
+            {
+                "id": "ok",
+                "type": "approval",
+                "approvers": ["account_manager"],
+                "message": "Refund {{ trigger.data.object.id }}?",
+                "timeout_hours": 48,
+                "on_timeout": "reject",
+            },
+            {
+                "id": "refund",
+                "type": "action",
+                "action": "refunds.create",
+                "params": {"charge": "{{ trigger.data.object.id }}", "amount": 250},
+            },
+        ],
+    }
+    workflow = factories.WorkflowFactory(
+        environment=live, definition=definition, created_by=alice, activate=False
+    )
+    workflow.refresh_from_db()
+    for _ in range(3):
+        factories.paid_charge(live, customer=factories.customer(live))
+    before = billing_rows()
+    backtest = start(workflow)
+    backtest_apply(backtest_id=backtest.pk, continue_with=None)
+    backtest.refresh_from_db()
+    assert billing_rows() == before
+    assert backtest.would_start == 3
+    assert backtest.steps == {
+        "wait": {"would_run": 3, "amounts": {}},
+        "ok": {"would_run": 3, "amounts": {}},
+        "refund": {"would_run": 3, "amounts": {"usd": 750}},
+    }
