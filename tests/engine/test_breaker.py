@@ -81,6 +81,9 @@ def test_later_failures_do_not_deactivate_or_notify_again_and_the_notice_says_wh
     )
     assert workflow.deactivated_reason in message.body
     assert f"/admin/workflows/{workflow.pk}/" in message.body
+    # The task delivered again (its worker killed after sending) sends nothing twice.
+    assert deactivation_notify(workflow.pk) == 0
+    assert len(smtp_settings.messages) == 1
 
 
 def test_activating_again_clears_the_reason_and_starts_a_new_window(live, alice, flaky):

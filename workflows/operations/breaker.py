@@ -28,7 +28,8 @@ from django.db.models import Count, Q
 from django.urls import reverse
 from django.utils import timezone
 
-from workflows.models import Run, Workflow
+from workflows.engine.store.deliveries import delivery_insert_claim, delivery_mark_sent
+from workflows.models import Delivery, Run, Workflow
 from workflows.operations.notifications import slack_webhook_url, subscribers
 
 logger = logging.getLogger(__name__)
@@ -122,6 +123,12 @@ def deactivation_notify(workflow_id: int) -> int:
     workflow = Workflow.objects.filter(pk=workflow_id).first()
     if workflow is None or not workflow.deactivated_reason:
         return 0
+    # Claimed before sending, as failure digests and approval e-mails are: a task delivered
+    # again (its worker killed after the claim) sends nothing twice.
+    key = f"breaker/{workflow.pk}/{workflow.deactivated_at.isoformat()}"
+    claim = delivery_insert_claim(kind=Delivery.Kind.EMAIL, idempotency_key=key, at=timezone.now())
+    if claim is None:
+        return 0
     subject, body = deactivation_message(workflow)
     recipients = subscribers(workflow=workflow)
     if recipients:
@@ -135,4 +142,5 @@ def deactivation_notify(workflow_id: int) -> int:
             httpx.post(webhook, json={"text": f"*{subject}*\n{body}"}, timeout=10.0)
         except httpx.HTTPError:
             logger.warning("Slack deactivation notice for workflow %s not delivered", workflow_id)
+    delivery_mark_sent(delivery=claim, output={"recipients": len(recipients)})
     return len(recipients)
