@@ -508,7 +508,7 @@ def customer_delete(request: HttpRequest, customer_id: str) -> HttpResponse:
 
 @router.post(
     "/customers/{customer_id}/balance_transactions",
-    auth=MANAGE,
+    auth=SUPPORT,
     response=CustomerBalanceTransactionOut,
     summary="Credit or debit a customer's balance",
 )

@@ -73,10 +73,12 @@ def test_an_idempotency_key_replays_the_credit_once(live):
     assert Customer.objects.get(pk=customer["id"]).balance == -300
 
 
-def test_a_viewer_key_cannot_credit(live):
+def test_a_support_key_credits_and_a_viewer_key_cannot(live):
     customer = factories.customer(live)
-    response = api_for(live, role="viewer").post(
-        f"/customers/{customer.pk}/balance_transactions", {"amount": -100, "currency": "usd"}
-    )
-    assert response.status_code in (401, 403)
+    path = f"/customers/{customer.pk}/balance_transactions"
+    refused = api_for(live, role="viewer").post(path, {"amount": -100, "currency": "usd"})
+    assert refused.status_code == 403
     assert not CustomerBalanceTransaction.objects.exists()
+    support = api_for(live, role="support").post(path, {"amount": -100, "currency": "usd"})
+    assert support.status_code == 200, support.content
+    assert api_for(live, role="viewer").get(path).json()["data"][0]["id"] == support.json()["id"]
