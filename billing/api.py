@@ -21,6 +21,7 @@ from billing.api_schemas import (
     CardErrorOut,
     ChargeOut,
     CheckoutSessionOut,
+    CustomerBalanceTransactionOut,
     CustomerOut,
     DeletedOut,
     DisputeOut,
@@ -145,6 +146,14 @@ class CustomerUpdate(Body):
     address: Address | None = None
     metadata: Metadata | None = None
     invoice_settings: InvoiceSettings | None = None
+
+
+class CustomerBalanceTransactionCreate(Body):
+    # Negative credits the customer, as in Stripe; 0 is refused by the service, naming amount.
+    amount: Annotated[int, Field(strict=True, ge=-99_999_999, le=99_999_999)]
+    currency: Currency
+    description: Annotated[str, Field(max_length=350)] = ""
+    metadata: Metadata | None = None
 
 
 class AccountCreate(Body):
@@ -495,6 +504,61 @@ def customer_delete(request: HttpRequest, customer_id: str) -> HttpResponse:
         return {"id": deleted.pk, "object": "customer", "deleted": True}
 
     return idempotent(request, run)
+
+
+@router.post(
+    "/customers/{customer_id}/balance_transactions",
+    auth=SUPPORT,
+    response=CustomerBalanceTransactionOut,
+    summary="Credit or debit a customer's balance",
+)
+def customer_balance_transaction_create(
+    request: HttpRequest, customer_id: str, payload: CustomerBalanceTransactionCreate
+) -> HttpResponse:
+    customer = _get(request, m.Customer, customer_id)
+    return _write(
+        request,
+        payload,
+        lambda key, req: services.customer_balance_transaction_create(
+            customer=customer,
+            amount=payload.amount,
+            currency=payload.currency,
+            description=payload.description,
+            metadata=payload.metadata,
+            idempotency_key=key,
+            request_id=req,
+        ),
+    )
+
+
+@router.get(
+    "/customers/{customer_id}/balance_transactions",
+    auth=VIEW,
+    response=StripeList[CustomerBalanceTransactionOut],
+    summary="List a customer's balance transactions",
+)
+def customer_balance_transaction_list(
+    request: HttpRequest, customer_id: str, page: Query[ListParams]
+) -> dict:
+    customer = _get(request, m.Customer, customer_id)
+    queryset = selectors.objects_in(m.CustomerBalanceTransaction, request.environment)
+    return _list(request, queryset.filter(customer=customer), page)
+
+
+@router.get(
+    "/customers/{customer_id}/balance_transactions/{transaction_id}",
+    auth=VIEW,
+    response=CustomerBalanceTransactionOut,
+    summary="Retrieve a customer balance transaction",
+)
+def customer_balance_transaction_retrieve(
+    request: HttpRequest, customer_id: str, transaction_id: str, options: Query[ExpandParams]
+) -> dict:
+    customer = _get(request, m.Customer, customer_id)
+    entry = _get(request, m.CustomerBalanceTransaction, transaction_id)
+    if entry.customer_id != customer.pk:
+        raise NotFoundError(f"No such customer balance transaction: '{transaction_id}'", param="id")
+    return _render(request, entry, options)
 
 
 # --- products and prices -----------------------------------------------------------------------

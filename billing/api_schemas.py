@@ -77,6 +77,17 @@ class CustomerOut(Obj):
     phone: str | None
 
 
+class CustomerBalanceTransactionOut(Obj):
+    object: Literal["customer_balance_transaction"]
+    amount: int
+    currency: str
+    customer: Expandable
+    description: str | None
+    ending_balance: int
+    metadata: Metadata
+    type: str
+
+
 class DeletedOut(Out):
     id: str
     object: str

@@ -103,6 +103,30 @@ class Customer(StripeObject):
         pass
 
 
+class CustomerBalanceTransaction(StripeObject):
+    """A change to a customer's credit balance. Negative `amount` is a credit to the customer
+    (it lowers what they owe), as in Stripe; `ending_balance` is the balance right after it."""
+
+    ID_PREFIX = "cbtxn"
+    OBJECT = "customer_balance_transaction"
+
+    class Type(models.TextChoices):
+        ADJUSTMENT = "adjustment"
+
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, related_name="balance_transactions"
+    )
+    amount = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    description = models.TextField(blank=True)
+    ending_balance = models.BigIntegerField()
+    type = models.CharField(max_length=20, choices=Type.choices, default=Type.ADJUSTMENT)
+    metadata = models.JSONField(default=dict, blank=True)
+
+    class Meta(StripeObject.Meta):
+        pass
+
+
 class Product(StripeObject):
     ID_PREFIX = "prod"
     OBJECT = "product"

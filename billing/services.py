@@ -32,6 +32,7 @@ from billing.models import (
     Charge,
     CheckoutSession,
     Customer,
+    CustomerBalanceTransaction,
     Dispute,
     Environment,
     Invoice,
@@ -272,6 +273,54 @@ def customer_delete(
     customer.save(update_fields=["deleted"])
     _event("customer.deleted", customer)
     return customer
+
+
+@billing_service("customer_balance_transaction_create")
+def customer_balance_transaction_create(
+    *,
+    customer: Customer,
+    amount: int,
+    currency: str,
+    description: str = "",
+    metadata: dict | None = None,
+    idempotency_key: str | None = None,
+    request_id: str = "",
+    cause: Cause | None = None,
+) -> CustomerBalanceTransaction:
+    """Stripe's balance adjustment: a negative `amount` credits the customer (lowers what they
+    owe), a positive one debits. The customer's balance has one currency: the first
+    transaction sets it, another currency is refused."""
+    if not isinstance(amount, int) or isinstance(amount, bool):
+        raise invalid(f"Invalid integer: {amount!r}; amount must be a whole number.", "amount")
+    if amount == 0:
+        raise invalid("Invalid amount: a balance transaction cannot be 0.", "amount")
+    currency = check_currency(currency)
+    description = check_text(description, param="description", max_length=350)
+    # Locked so that concurrent transactions add up: each one's ending balance is exact.
+    customer = _locked(customer)
+    if customer.deleted:
+        raise invalid(
+            f"No such customer: '{customer.pk}' (deleted).", "customer", "resource_missing"
+        )
+    if customer.currency and customer.currency != currency:
+        raise invalid(
+            f"Invalid currency: the customer's balance is in {customer.currency}; a balance "
+            f"transaction in {currency} cannot be added to it.",
+            "currency",
+        )
+    balance = customer.balance + amount
+    entry = CustomerBalanceTransaction.objects.create(
+        environment=customer.environment,
+        account=customer.account,
+        customer=customer,
+        amount=amount,
+        currency=currency,
+        description=description,
+        ending_balance=balance,
+        metadata=merge_metadata({}, metadata or {}),
+    )
+    _change(customer, {"balance": balance, "currency": currency}, "customer.updated")
+    return entry
 
 
 @billing_service("product_create")

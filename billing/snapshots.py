@@ -72,6 +72,19 @@ def _customer(obj: m.Customer) -> dict:
     }
 
 
+def _customer_balance_transaction(obj: m.CustomerBalanceTransaction) -> dict:
+    return {
+        **_base(obj),
+        "amount": obj.amount,
+        "currency": obj.currency,
+        "customer": obj.customer_id,
+        "description": obj.description or None,
+        "ending_balance": obj.ending_balance,
+        "metadata": dict(obj.metadata),
+        "type": _text(obj.type),
+    }
+
+
 def _product(obj: m.Product) -> dict:
     return {
         **_base(obj),
@@ -264,6 +277,7 @@ def _checkout_session(obj: m.CheckoutSession) -> dict:
 RENDERERS: dict[type, Callable[[Any], dict]] = {
     m.Account: _account,
     m.Customer: _customer,
+    m.CustomerBalanceTransaction: _customer_balance_transaction,
     m.Product: _product,
     m.Price: _price,
     m.Subscription: _subscription,

@@ -86,6 +86,9 @@ def sample_world() -> dict:
         customer=customer, lines=[{"amount": 100, "currency": "usd", "description": "Work"}]
     )
     refund = services.refund_create(charge=charge, amount=100)
+    credit = services.customer_balance_transaction_create(
+        customer=customer, amount=-100, currency="usd"
+    )
     dispute = services.dispute_create(charge=factories.paid_charge(live, customer=customer))
     account = services.account_create(environment=live, name="Connected Ltd")
     session = services.checkout_session_create(
@@ -112,6 +115,7 @@ def sample_world() -> dict:
         "billing.paymentintent": charge.payment_intent,
         "billing.charge": charge,
         "billing.refund": refund,
+        "billing.customerbalancetransaction": credit,
         "billing.dispute": dispute,
         "billing.checkoutsession": session,
         "billing.event": Event.objects.filter(environment=live).first(),
@@ -200,6 +204,7 @@ def _api_value(name: str, world: dict) -> str:
         "intent_id": objects["billing.paymentintent"].pk,
         "charge_id": objects["billing.charge"].pk,
         "refund_id": objects["billing.refund"].pk,
+        "transaction_id": objects["billing.customerbalancetransaction"].pk,
         "dispute_id": objects["billing.dispute"].pk,
         "session_id": objects["billing.checkoutsession"].pk,
         "event_id": objects["billing.event"].pk,

@@ -168,3 +168,29 @@ def test_the_sdk_starts_a_subscription_and_pays_an_invoice(client):
     paid = client.v1.invoices.pay(invoice.id, params={"payment_method": "pm_card_visa"})
     assert (paid.status, paid.amount_paid) == ("paid", 700)
     assert Invoice.objects.get(pk=invoice.id).status == "paid"
+
+
+def test_the_sdk_credits_a_customer_and_lists_its_balance_transactions(client):
+    customer = client.v1.customers.create(params={"email": "credit@example.com"})
+    credits = client.v1.customers.balance_transactions
+    credit = credits.create(
+        customer.id,
+        params={"amount": -2500, "currency": "usd", "metadata": {"reason": "outage"}},
+    )
+    assert (credit.object, credit.amount, credit.ending_balance, credit.metadata["reason"]) == (
+        "customer_balance_transaction",
+        -2500,
+        -2500,
+        "outage",
+    )
+    debit = credits.create(customer.id, params={"amount": 1000, "currency": "usd"})
+    assert client.v1.customers.retrieve(customer.id).balance == -1500
+    assert Customer.objects.get(pk=customer.id).balance == -1500
+
+    paged = [t.id for t in credits.list(customer.id, params={"limit": 1}).auto_paging_iter()]
+    assert paged == [debit.id, credit.id]
+    assert credits.retrieve(customer.id, credit.id).amount == -2500
+
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        credits.create(customer.id, params={"amount": -100, "currency": "eur"})
+    assert caught.value.param == "currency"

@@ -273,6 +273,72 @@ def _invoice_payment_money(ctx: ActionContext, params: dict) -> list[tuple[str, 
     return [(invoice.currency, invoice.amount_remaining)]
 
 
+def _credit_amount(params: dict) -> Any:
+    return params.get("amount")
+
+
+def _customer_credit(ctx: ActionContext, params: dict) -> dict:
+    """A credit to the customer's balance: Stripe's balance transaction with `-amount`."""
+    customer = _fetch(ctx, m.Customer, params.get("customer"), "customer")
+    amount = _credit_amount(params)
+    if not isinstance(amount, int) or isinstance(amount, bool) or amount < 1:
+        raise ActionError(
+            f"'amount' must be a positive whole number (the credit, in the minor unit), "
+            f"not {amount!r}",
+            type="parameter_invalid",
+            param="amount",
+        )
+    if ctx.dry_run:
+        return {
+            "id": None,
+            "object": "customer_balance_transaction",
+            "amount": -amount,
+            "created": None,
+            "currency": (params.get("currency") or "").lower() or None,
+            "customer": customer.pk,
+            "description": params.get("description") or None,
+            "ending_balance": customer.balance - amount,
+            "livemode": customer.livemode,
+            "metadata": {},
+            "type": "adjustment",
+            "dry_run": True,
+        }
+    before = snapshot(customer)
+    try:
+        entry = _services().customer_balance_transaction_create(
+            customer=customer,
+            amount=-amount,
+            currency=params.get("currency"),
+            description=params.get("description") or "",
+            idempotency_key=ctx.idempotency_key,
+        )
+    except BillingError as exc:
+        raise _action_error(exc) from None
+    after = snapshot(entry)
+    ctx.changed.append(
+        {"object": "customer_balance_transaction", "id": entry.pk, "before": {}, "after": after}
+    )
+    _record_change(ctx, before, snapshot(entry.customer))
+    return after
+
+
+def _credit_money(ctx: ActionContext, params: dict) -> list[tuple[str, int]]:
+    """A credit moves its amount, in the currency given; nothing else is read."""
+    amount = _credit_amount(params)
+    if not isinstance(amount, int) or isinstance(amount, bool) or amount < 1:
+        return []  # the step itself refuses it, naming amount
+    currency = params.get("currency")
+    # The service stores currencies in lower case, and the caps are keyed the same way.
+    return [(currency.lower() if isinstance(currency, str) else currency, amount)]
+
+
+def _credit_problems(params: dict) -> list[tuple[str, str]]:
+    amount = _credit_amount(params)
+    if isinstance(amount, bool) or (isinstance(amount, int | float) and amount < 1):
+        return [("amount", "The credit must be a positive amount, in the minor unit")]
+    return []
+
+
 # --- list sources -----------------------------------------------------------------------------
 
 
@@ -376,6 +442,35 @@ ACTIONS = (
         ),
         output=OBJECT_SAMPLES["customer"],
         execute=_update(m.Customer, "customer", "customer_update", CUSTOMER_FIELDS),
+    ),
+    Action(
+        key="customers.credit",
+        label="Credit a customer's balance",
+        description=(
+            "Add a credit to the customer's balance (a balance transaction of -amount); "
+            "their next invoices use it up."
+        ),
+        group="Customers",
+        inputs=(
+            _id_field("customer", "cus", "customer"),
+            InputField(
+                "amount",
+                "integer",
+                required=True,
+                help="The credit, a positive amount in the minor unit (500 is 5.00 USD).",
+            ),
+            InputField(
+                "currency",
+                "string",
+                required=True,
+                help="The balance's currency, e.g. usd; must match the customer's.",
+            ),
+            InputField("description", "text"),
+        ),
+        output=OBJECT_SAMPLES["customer_balance_transaction"],
+        execute=_customer_credit,
+        moves_money=_credit_money,
+        validate_params=_credit_problems,
     ),
     Action(
         key="subscriptions.retrieve",

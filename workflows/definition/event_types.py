@@ -38,6 +38,19 @@ _PRICE = {
 }
 
 OBJECT_SAMPLES: dict[str, dict[str, Any]] = {
+    "customer_balance_transaction": {
+        "id": "cbtxn_123",
+        "object": "customer_balance_transaction",
+        "amount": -500,
+        "created": 1700000000,
+        "currency": "usd",
+        "customer": "cus_123",
+        "description": "Goodwill credit",
+        "ending_balance": -500,
+        "livemode": False,
+        "metadata": {},
+        "type": "adjustment",
+    },
     "product": {
         "id": "prod_123",
         "object": "product",
