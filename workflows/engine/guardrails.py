@@ -1,7 +1,8 @@
 """Money guardrails: a money-moving step reserves its amounts against the workflow's caps
 before its effect, or fails with `guardrail` and moves nothing.
 
-Each total is one `GuardrailTotal` row, changed only by one conditional upsert,
+Each total is one `GuardrailTotal` row, changed only by one conditional upsert (written by
+the engine's store, `store/guardrails.py`),
 `INSERT … ON CONFLICT DO UPDATE SET total = total + x WHERE total + x <= cap RETURNING total`:
 on PostgreSQL the second of two racing transactions waits on the first's row lock and then
 checks the cap against the total the first committed, so two workers cannot both take the last
@@ -20,12 +21,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from billing.money import format_money
 from workflows.actions.registry import ActionError
 from workflows.definition.guardrails import Caps
+from workflows.engine.store.guardrails import step_claim, total_add
 from workflows.models import GuardrailTotal
 
 # No cap: a total is still kept (a cap added later the same day counts what moved before).
@@ -41,32 +43,22 @@ def hour_bucket(now: datetime) -> str:
     return now.astimezone(UTC).strftime("%Y-%m-%dT%H")
 
 
-def _add_sql() -> str:
-    meta = GuardrailTotal._meta
-    table = connection.ops.quote_name(meta.db_table)
-    col = {f.name: connection.ops.quote_name(f.column) for f in meta.concrete_fields}
-    keys = ", ".join(col[name] for name in ("workflow", "scope", "bucket", "currency"))
-    total, updated = col["total"], col["updated"]
-    return (
-        f"INSERT INTO {table} ({keys}, {total}, {updated}) VALUES (%s, %s, %s, %s, %s, %s) "
-        f"ON CONFLICT ({keys}) DO UPDATE SET {total} = {table}.{total} + excluded.{total}, "
-        f"{updated} = excluded.{updated} WHERE {table}.{total} + excluded.{total} <= %s "
-        f"RETURNING {total}"
-    )
-
-
 def _add(workflow_id: int, scope: str, bucket: str, currency: str, amount: int, cap: int):
     """Add `amount` to a total if it stays within `cap`: (added, the total before)."""
     if amount > cap:
         return False, total_of(workflow_id, scope, bucket, currency)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _add_sql(), [workflow_id, scope, bucket, currency, amount, timezone.now(), cap]
-        )
-        row = cursor.fetchone()
-    if row is None:  # over the cap: the row is ours (locked) until the step ends
+    total = total_add(
+        workflow_id=workflow_id,
+        scope=scope,
+        bucket=bucket,
+        currency=currency,
+        amount=amount,
+        cap=cap,
+        at=timezone.now(),
+    )
+    if total is None:  # over the cap: the row is ours (locked) until the step ends
         return False, total_of(workflow_id, scope, bucket, currency)
-    return True, row[0] - amount
+    return True, total - amount
 
 
 def total_of(workflow_id: int, scope: str, bucket: str, currency: str = "") -> int:
@@ -78,23 +70,6 @@ def total_of(workflow_id: int, scope: str, bucket: str, currency: str = "") -> i
         .first()
         or 0
     )
-
-
-def _claim_step(workflow_id: int, key: str) -> bool:
-    """A non-transactional step's reservation, once per idempotency key: False if counted."""
-    meta = GuardrailTotal._meta
-    quote = connection.ops.quote_name
-    cols = ", ".join(
-        quote(meta.get_field(name).column)
-        for name in ("workflow", "scope", "bucket", "currency", "total", "updated")
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {quote(meta.db_table)} ({cols}) VALUES (%s, %s, %s, %s, %s, %s) "
-            "ON CONFLICT DO NOTHING RETURNING 1",
-            [workflow_id, Scope.STEP, key, "", 1, timezone.now()],
-        )
-        return cursor.fetchone() is not None
 
 
 def guardrails_reserve(
@@ -119,7 +94,7 @@ def guardrails_reserve(
         return
     if step_key:
         with transaction.atomic():
-            if _claim_step(workflow_id, step_key):
+            if step_claim(workflow_id=workflow_id, key=step_key, at=timezone.now()):
                 _reserve(caps, workflow_id, run_id, amounts, what)
         return
     _reserve(caps, workflow_id, run_id, amounts, what)

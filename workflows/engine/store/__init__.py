@@ -16,6 +16,7 @@ PostgreSQL/SQLite difference lives in one module (`dialect.py`).
 | `runs.py` | create, claim (and load), renew, defer, wait, wake, finish, restart, cancel, prune |
 | `steps.py` | a step's records: one upsert that checks the lease; reset on restart |
 | `deliveries.py` | claim, mark sent or failed, a send's record |
+| `guardrails.py` | the money guardrails' totals: a conditional add, a step's once-only mark |
 | `events.py` | take an event for dispatch (`dispatched_at`) |
 | `active_workflows.py` | the reads an event is matched with (signature, candidates) |
 | `queue.py` | django-q2's ORM broker: enqueue, one-statement claim and acknowledgement |
