@@ -349,34 +349,10 @@ def _wait(ex: _Execution, step_id: str, iteration: str, template: dict) -> dict:
         _fail_step(ex, rec, error_details(exc), params)
     if at <= now:
         output = {"resume_at": at.isoformat(), "resumed_at": now.isoformat()}
-        row = _with(
-            rec,
-            status=StepRun.Status.SUCCEEDED,
-            params=params,
-            output=output,
-            error=None,
-            attempt_log=_attempt_ended(rec, StepRun.Status.SUCCEEDED, now),
-            finished_at=now,
-            next_attempt_at=None,
-        )
-        if records_write([row], fence=Fence(run_id=ex.run.pk, owner=ex.owner)) is None:
-            _note_cancel(ex, rec)
-            raise _Ended
-        _adopt(rec, row)
-        return output
-    row = _with(
-        rec,
-        status=StepRun.Status.PENDING,
-        params=params,
-        output={"waiting_for": "delay", "resume_at": at.isoformat()},
-        attempt_log=_attempt_ended(rec, StepRun.Status.PENDING, now),
-        next_attempt_at=at,
+        return _waited_step_succeeded(ex, rec, output, now, params=params)
+    _step_waits(
+        ex, rec, params, {"waiting_for": "delay", "resume_at": at.isoformat()}, due=at, now=now
     )
-    with _fenced_transaction(ex, rec):
-        if not lease_wait(run_id=ex.run.pk, owner=ex.owner, due=at, path=ex.path):
-            raise _Fenced
-        _write(ex, row)
-    _written(ex, rec, row)
     raise _Ended
 
 
@@ -416,7 +392,68 @@ def _approval(ex: _Execution, step_id: str, iteration: str, template: dict) -> d
     if request.applied != Approval.Decision.APPROVED:
         # The failed step shows the decision too (its output), and the error names it.
         _fail_step(ex, _with(rec, output=decision_output(request)), rejection(request), rec.params)
-    output = decision_output(request)
+    return _waited_step_succeeded(ex, rec, decision_output(request), now)
+
+
+def _wait_for_decision(
+    ex: _Execution, rec: StepRun, request: Approval, params: object, now: datetime, *, create: bool
+) -> NoReturn:
+    """running -> waiting until the request's timeout, with the request created (`create`)
+    in the same fenced transaction; the approvers' e-mail goes out after the commit."""
+    waiting_for = {
+        "waiting_for": "approval",
+        "approvers": request.approvers,
+        "resume_at": request.due_at.isoformat(),
+        "on_timeout": request.on_timeout,
+    }
+    _step_waits(
+        ex,
+        rec,
+        params,
+        waiting_for,
+        due=request.due_at,
+        now=now,
+        with_it=request.save if create else None,
+    )
+    notify_approvers(request.pk)  # once per request, even when re-walked
+    raise _Ended
+
+
+def _step_waits(
+    ex: _Execution,
+    rec: StepRun,
+    params: object,
+    waiting_for: dict,
+    *,
+    due: datetime,
+    now: datetime,
+    with_it: Callable[[], object] | None = None,
+) -> None:
+    """running -> waiting until `due` (a delay, an approval): the step's record pending with
+    `waiting_for` as its output, and `with_it` (what must commit with them), in one fenced
+    transaction. The caller then gives the run back (`_Ended`)."""
+    row = _with(
+        rec,
+        status=StepRun.Status.PENDING,
+        params=params,
+        output=waiting_for,
+        attempt_log=_attempt_ended(rec, StepRun.Status.PENDING, now),
+        next_attempt_at=due,
+    )
+    with _fenced_transaction(ex, rec):
+        if not lease_wait(run_id=ex.run.pk, owner=ex.owner, due=due, path=ex.path):
+            raise _Fenced
+        if with_it is not None:
+            with_it()
+        _write(ex, row)
+    _written(ex, rec, row)
+
+
+def _waited_step_succeeded(
+    ex: _Execution, rec: StepRun, output: dict, now: datetime, **changes
+) -> dict:
+    """A step that waited (a delay due, an approval granted) succeeds: one fenced write; a
+    cancel that came meanwhile ends the walk here. Returns the step's output."""
     row = _with(
         rec,
         status=StepRun.Status.SUCCEEDED,
@@ -425,41 +462,13 @@ def _approval(ex: _Execution, step_id: str, iteration: str, template: dict) -> d
         attempt_log=_attempt_ended(rec, StepRun.Status.SUCCEEDED, now),
         finished_at=now,
         next_attempt_at=None,
+        **changes,
     )
     if records_write([row], fence=Fence(run_id=ex.run.pk, owner=ex.owner)) is None:
         _note_cancel(ex, rec)
         raise _Ended
     _adopt(rec, row)
     return output
-
-
-def _wait_for_decision(
-    ex: _Execution, rec: StepRun, request: Approval, params: object, now: datetime, *, create: bool
-) -> NoReturn:
-    """running -> waiting until the request's timeout, with the request created (`create`)
-    in the same fenced transaction; the approvers' e-mail goes out after the commit."""
-    row = _with(
-        rec,
-        status=StepRun.Status.PENDING,
-        params=params,
-        output={
-            "waiting_for": "approval",
-            "approvers": request.approvers,
-            "resume_at": request.due_at.isoformat(),
-            "on_timeout": request.on_timeout,
-        },
-        attempt_log=_attempt_ended(rec, StepRun.Status.PENDING, now),
-        next_attempt_at=request.due_at,
-    )
-    with _fenced_transaction(ex, rec):
-        if not lease_wait(run_id=ex.run.pk, owner=ex.owner, due=request.due_at, path=ex.path):
-            raise _Fenced
-        if create:
-            request.save()
-        _write(ex, row)
-    _written(ex, rec, row)
-    notify_approvers(request.pk)  # once per request, even when re-walked
-    raise _Ended
 
 
 def _guard_money(
