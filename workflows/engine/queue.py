@@ -39,6 +39,19 @@ def run_enqueue(run_id: int) -> None:
         transaction.on_commit(lambda: _send(run_id))
 
 
+def task_enqueue(func: str, *args, task_name: str) -> None:
+    """Queue task `func` (a path in workflows/tasks.py) as `run_enqueue` queues a run: inside
+    the caller's transaction, so it is sent exactly when (and if) that transaction commits."""
+
+    def send() -> None:
+        async_task(func, *args, task_name=task_name)
+
+    if _uses_orm_broker():
+        send()
+    else:
+        transaction.on_commit(send)
+
+
 def _send(run_id: int) -> None:
     async_task(
         EXECUTE_TASK,

@@ -23,11 +23,11 @@ from datetime import timedelta
 import httpx
 from django.conf import settings
 from django.core.mail import send_mass_mail
-from django.db import transaction
 from django.db.models import Count, Q
 from django.urls import reverse
 from django.utils import timezone
 
+from workflows.engine.queue import task_enqueue
 from workflows.engine.store.deliveries import delivery_insert_claim, delivery_mark_sent
 from workflows.models import Delivery, Run, Workflow
 from workflows.operations.notifications import slack_webhook_url, subscribers
@@ -81,15 +81,8 @@ def breaker_check(*, workflow_id: int, dry_run: bool = False) -> bool:
 
 
 def _enqueue(workflow_id: int) -> None:
-    from django_q.tasks import async_task
-
-    def send() -> None:
-        async_task(NOTIFY_TASK, workflow_id, task_name=f"deactivation-notice-{workflow_id}")
-
-    if settings.Q_CLUSTER.get("orm") == "default":
-        send()  # joins the failing transaction: visible exactly when the failure commits
-    else:
-        transaction.on_commit(send)
+    # Joins the failing transaction: visible exactly when the failure commits.
+    task_enqueue(NOTIFY_TASK, workflow_id, task_name=f"deactivation-notice-{workflow_id}")
 
 
 def workflow_url(workflow_id: int) -> str:

@@ -28,6 +28,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from workflows.engine.queue import task_enqueue
 from workflows.models import (
     FailureDigest,
     FailureNotice,
@@ -77,15 +78,8 @@ def notify_run_failed(run_id: int) -> bool:
 
 
 def _enqueue(workflow_id: int) -> None:
-    from django_q.tasks import async_task
-
-    def send() -> None:
-        async_task(DELIVER_TASK, workflow_id, task_name=f"failure-notice-{workflow_id}")
-
-    if settings.Q_CLUSTER.get("orm") == "default":
-        send()  # joins the failing transaction: visible exactly when the failure commits
-    else:
-        transaction.on_commit(send)
+    # Joins the failing transaction: visible exactly when the failure commits.
+    task_enqueue(DELIVER_TASK, workflow_id, task_name=f"failure-notice-{workflow_id}")
 
 
 def _bucket(now: datetime) -> int:
