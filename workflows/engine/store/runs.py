@@ -258,28 +258,22 @@ def lease_renew(*, run_id: int, owner: str, expires: datetime, path: list | None
 
 def run_defer(*, run_id: int, owner: str, due: datetime, path: list) -> bool:
     """Give the run back until `due` (a retry far enough away not to hold a worker)."""
-    return (
-        update_where(
-            Run,
-            where=_held(run_id, owner),
-            status=Run.Status.PENDING,
-            lease_owner="",
-            lease_expires_at=None,
-            next_attempt_at=due,
-            path=path,
-        )
-        == 1
-    )
+    return _hand_back(run_id, owner, Run.Status.PENDING, due, path)
 
 
 def run_wait(*, run_id: int, owner: str, due: datetime | None, path: list) -> bool:
     """running -> waiting: give the run back, holding no worker and no lease, until `due`
     (a delay step; None: until someone decides). The claim takes it again when due."""
+    return _hand_back(run_id, owner, Run.Status.WAITING, due, path)
+
+
+def _hand_back(run_id: int, owner: str, status: str, due: datetime | None, path: list) -> bool:
+    """The lease holder lets go of the run, in `status`, until `due`."""
     return (
         update_where(
             Run,
             where=_held(run_id, owner),
-            status=Run.Status.WAITING,
+            status=status,
             lease_owner="",
             lease_expires_at=None,
             next_attempt_at=due,
